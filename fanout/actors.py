@@ -1,0 +1,51 @@
+"""Actors: each declares its own retries, backoff and time limit next to its body.
+
+Messages carry ids only. Every actor is idempotent: running a message twice, or after the work it
+describes was finished another way, changes nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from fanout.runtime import resources
+
+
+async def collect_unclaimed_account(user_id: int, username: str) -> None:
+    """Remove the profile and graph node of a sign-up that never claimed its username.
+
+    Enqueued (delayed by `SIGNUP_CLAIM_GRACE_SECONDS`) before a sign-up writes anything, so a
+    sign-up that crashes or loses the name race leaves nothing behind. A completed sign-up owns
+    the name, and then this does nothing.
+    """
+    stores = await resources()
+    if await stores.accounts.owner_of(username) == user_id:
+        return
+    await stores.graph.delete_user(user_id)
+    await stores.accounts.delete_profile(user_id)
+
+
+ActorFn = Callable[..., Awaitable[Any]]
+
+# Policy per actor (dramatiq options; times in ms). Backoff doubles from min to max.
+ACTOR_OPTIONS: dict[ActorFn, dict[str, Any]] = {
+    collect_unclaimed_account: {
+        "queue_name": "accounts",
+        "max_retries": 10,
+        "min_backoff": 1_000,
+        "max_backoff": 60_000,
+        "time_limit": 30_000,
+    },
+}
+
+
+def declare_actors(broker: RedisBroker) -> dict[str, dramatiq.Actor]:
+    """Declare every actor on `broker`; returns them by name."""
+    return {
+        fn.__name__: dramatiq.actor(fn, broker=broker, **options)
+        for fn, options in ACTOR_OPTIONS.items()
+    }

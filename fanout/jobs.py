@@ -1,0 +1,29 @@
+"""The API's handle on background work: enqueue by intent, without knowing actor plumbing.
+
+Dramatiq's enqueue is a blocking Redis call, so it runs in a thread off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from dramatiq.brokers.redis import RedisBroker
+
+from fanout.actors import declare_actors
+
+
+class Jobs:
+    def __init__(self, broker: RedisBroker) -> None:
+        self._broker = broker
+        self._actors = declare_actors(broker)
+
+    async def collect_unclaimed_account_later(
+        self, user_id: int, username: str, delay_seconds: int
+    ) -> None:
+        actor = self._actors["collect_unclaimed_account"]
+        await asyncio.to_thread(
+            actor.send_with_options, args=(user_id, username), delay=delay_seconds * 1000
+        )
+
+    def close(self) -> None:
+        self._broker.close()

@@ -1,0 +1,185 @@
+"""The Cypher both engines accept, and the operations of the port written once on top of it.
+
+Adapters subclass `CypherGraph` and supply only how a parameterized statement reaches their server
+(`_read` / `_write`), schema set-up, ping and close. Every statement is a single auto-committed
+query, so each operation is atomic on both engines; no user input is ever formatted into the text.
+
+Follow counts are properties of the user node, changed by the same statement that creates or deletes
+the edge, so a read costs one index lookup and concurrent follows cannot lose an increment.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from graph.port import (
+    CannotFollowSelf,
+    EdgeCursor,
+    EdgePage,
+    FollowCounts,
+    FollowEdge,
+    FollowLimitReached,
+    Suggestion,
+    UnknownUser,
+)
+
+# Larger than any follow time in ms, so "before this cursor" with no cursor matches every edge.
+_NO_CURSOR = EdgeCursor(followed_at_ms=2**62, user_id=2**62)
+
+CREATE_USER = """
+MERGE (u:User {id: $id})
+ON CREATE SET u.username = $username, u.followers = 0, u.following = 0
+"""
+
+DELETE_USER = "MATCH (u:User {id: $id}) DETACH DELETE u"
+
+# The cap is checked in the statement that adds the edge. FalkorDB runs writes to one graph one at a
+# time, so it is exact there; on Neo4j two follows racing at the cap may both pass the check.
+FOLLOW = """
+MATCH (a:User {id: $follower}), (b:User {id: $followee})
+OPTIONAL MATCH (a)-[existing:FOLLOWS]->(b)
+WITH a, b, existing
+WHERE existing IS NOT NULL OR a.following < $max_following
+MERGE (a)-[r:FOLLOWS]->(b)
+ON CREATE SET r.at = $at, a.following = a.following + 1, b.followers = b.followers + 1
+RETURN existing IS NULL AS created
+"""
+
+UNFOLLOW = """
+MATCH (a:User {id: $follower})-[r:FOLLOWS]->(b:User {id: $followee})
+DELETE r
+SET a.following = a.following - 1, b.followers = b.followers - 1
+RETURN 1 AS removed
+"""
+
+EXISTING_USERS = "UNWIND $ids AS id MATCH (u:User {id: id}) RETURN u.id"
+
+FOLLOWING_AMONG = """
+UNWIND $ids AS id
+MATCH (:User {id: $follower})-[:FOLLOWS]->(b:User {id: id})
+RETURN b.id
+"""
+
+COUNTS = "UNWIND $ids AS id MATCH (u:User {id: id}) RETURN u.id, u.followers, u.following"
+
+
+def _edge_page_query(pattern: str) -> str:
+    """A page of edges around `u`, newest first, strictly after the cursor ($at, $after_id)."""
+    return f"""
+MATCH {pattern}
+WHERE r.at < $at OR (r.at = $at AND other.id < $after_id)
+RETURN other.id AS id, r.at AS at
+ORDER BY at DESC, id DESC
+LIMIT $limit
+"""
+
+
+FOLLOWERS_PAGE = _edge_page_query("(other:User)-[r:FOLLOWS]->(u:User {id: $id})")
+FOLLOWING_PAGE = _edge_page_query("(u:User {id: $id})-[r:FOLLOWS]->(other:User)")
+
+# Only the most recent `$sample` followees are expanded: a user may follow 5,000 accounts that each
+# follow 5,000 more, and 25 M paths per request is not a suggestion query.
+WHO_TO_FOLLOW = """
+MATCH (me:User {id: $id})-[r:FOLLOWS]->(f:User)
+WITH me, f ORDER BY r.at DESC LIMIT $sample
+MATCH (f)-[:FOLLOWS]->(s:User)
+WHERE s.id <> $id AND NOT (me)-[:FOLLOWS]->(s)
+RETURN s.id AS id, count(*) AS mutuals
+ORDER BY mutuals DESC, id ASC
+LIMIT $limit
+"""
+
+PING = "RETURN 1"
+
+
+class CypherGraph(abc.ABC):
+    """The `SocialGraph` operations, for any engine that runs the Cypher above."""
+
+    def __init__(self, *, max_following: int, who_to_follow_sample: int = 200) -> None:
+        self.max_following = max_following
+        self.who_to_follow_sample = who_to_follow_sample
+
+    @abc.abstractmethod
+    async def _read(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
+        """Run a read-only statement; rows as lists of values. Raises GraphUnavailable."""
+
+    @abc.abstractmethod
+    async def _write(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
+        """Run a statement that may write; rows as lists of values. Raises GraphUnavailable."""
+
+    async def ping(self) -> None:
+        await self._read(PING, {})
+
+    async def create_user(self, user_id: int, username: str) -> None:
+        await self._write(CREATE_USER, {"id": user_id, "username": username})
+
+    async def delete_user(self, user_id: int) -> None:
+        await self._write(DELETE_USER, {"id": user_id})
+
+    async def follow(self, follower_id: int, followee_id: int, at_ms: int) -> bool:
+        if follower_id == followee_id:
+            raise CannotFollowSelf(follower_id)
+        params = {
+            "follower": follower_id,
+            "followee": followee_id,
+            "at": at_ms,
+            "max_following": self.max_following,
+        }
+        rows = await self._write(FOLLOW, params)
+        if rows:
+            return bool(rows[0][0])
+        await self._require_users(follower_id, followee_id)
+        raise FollowLimitReached(follower_id)
+
+    async def unfollow(self, follower_id: int, followee_id: int) -> bool:
+        rows = await self._write(UNFOLLOW, {"follower": follower_id, "followee": followee_id})
+        if rows:
+            return True
+        await self._require_users(follower_id, followee_id)
+        return False
+
+    async def following_among(self, follower_id: int, user_ids: list[int]) -> set[int]:
+        if not user_ids:
+            return set()
+        rows = await self._read(FOLLOWING_AMONG, {"follower": follower_id, "ids": user_ids})
+        return {row[0] for row in rows}
+
+    async def counts(self, user_ids: list[int]) -> dict[int, FollowCounts]:
+        if not user_ids:
+            return {}
+        rows = await self._read(COUNTS, {"ids": user_ids})
+        return {row[0]: FollowCounts(followers=row[1], following=row[2]) for row in rows}
+
+    async def followers_page(self, user_id: int, first: int, after: EdgeCursor | None) -> EdgePage:
+        return await self._edge_page(FOLLOWERS_PAGE, user_id, first, after)
+
+    async def following_page(self, user_id: int, first: int, after: EdgeCursor | None) -> EdgePage:
+        return await self._edge_page(FOLLOWING_PAGE, user_id, first, after)
+
+    async def who_to_follow(self, user_id: int, first: int) -> list[Suggestion]:
+        params = {"id": user_id, "sample": self.who_to_follow_sample, "limit": first}
+        rows = await self._read(WHO_TO_FOLLOW, params)
+        return [Suggestion(user_id=row[0], mutual_followers=row[1]) for row in rows]
+
+    async def _edge_page(
+        self, query: str, user_id: int, first: int, after: EdgeCursor | None
+    ) -> EdgePage:
+        cursor = after or _NO_CURSOR
+        params = {
+            "id": user_id,
+            "at": cursor.followed_at_ms,
+            "after_id": cursor.user_id,
+            "limit": first + 1,  # one more than asked tells whether a next page exists
+        }
+        rows = await self._read(query, params)
+        edges = [FollowEdge(user_id=row[0], followed_at_ms=row[1]) for row in rows[:first]]
+        return EdgePage(edges=edges, has_next_page=len(rows) > first)
+
+    async def _require_users(self, *user_ids: int) -> None:
+        """Raise `UnknownUser` naming the first id that has no node."""
+        rows = await self._read(EXISTING_USERS, {"ids": list(user_ids)})
+        found = {row[0] for row in rows}
+        for user_id in user_ids:
+            if user_id not in found:
+                raise UnknownUser(user_id)

@@ -1,0 +1,1 @@
+"""Query and mutation logic: read arguments and context, call graph/ storage/ fanout/."""

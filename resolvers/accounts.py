@@ -1,0 +1,119 @@
+"""Sign-up, log-in and user lookup.
+
+Who owns what: the documents Redis owns the account (profile hash with the password hash, and the
+username claim); the graph owns only the user's node (id, username) and its follow edges.
+
+A sign-up writes in an order a crash or retry cannot leave half-made:
+  1. enqueue `collect_unclaimed_account`, delayed by the claim grace period (nothing written yet);
+  2. save the profile under a fresh id (unreachable: no name points to it);
+  3. create the graph node (idempotent MERGE on the id; still unreachable);
+  4. claim the username with SET NX: the commit point. The winner's account is complete.
+A crash before 4 leaves an unreachable profile and node that step 1's job deletes; a lost race
+deletes them at once. A client retry simply starts over with a new id.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+
+from auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from resolvers.context import RequestContext
+from schema.errors import BadUserInput, ServiceUnavailable, Unauthenticated
+from storage.accounts import Profile
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,15}")
+MAX_DISPLAY_NAME_LENGTH = 50
+_BAD_CREDENTIALS = "invalid username or password"
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    profile: Profile
+
+
+def validate_username(username: str) -> str:
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise BadUserInput("username must be 1-15 letters, digits or underscores", field="username")
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise BadUserInput(
+            f"password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    return password
+
+
+def validate_display_name(display_name: str) -> str:
+    cleaned = unicodedata.normalize("NFC", display_name).strip()
+    if not 1 <= len(cleaned) <= MAX_DISPLAY_NAME_LENGTH or not cleaned.isprintable():
+        raise BadUserInput(
+            f"display name must be 1-{MAX_DISPLAY_NAME_LENGTH} printable characters",
+            field="displayName",
+        )
+    return cleaned
+
+
+async def sign_up(ctx: RequestContext, username: str, password: str, display_name: str) -> Session:
+    services = ctx.services
+    username = validate_username(username)
+    password = validate_password(password)
+    display_name = validate_display_name(display_name)
+    if await services.accounts.owner_of(username) is not None:
+        raise BadUserInput("username is taken", field="username")
+
+    started = time.monotonic()
+    profile = Profile(
+        user_id=services.ids.next_id(),
+        username=username,
+        display_name=display_name,
+        password_hash=await services.passwords.hash(password),
+        created_at_ms=int(time.time() * 1000),
+    )
+    grace = services.settings.signup_claim_grace_seconds
+    await services.jobs.collect_unclaimed_account_later(profile.user_id, username, grace)
+    await services.accounts.save_profile(profile)
+    await services.graph.create_user(profile.user_id, username)
+    # Claiming after the collector may have run would leave a name pointing at nothing.
+    if time.monotonic() - started > grace / 2:
+        raise ServiceUnavailable("sign-up took too long; please retry")
+    if not await services.accounts.claim_username(username, profile.user_id):
+        await services.graph.delete_user(profile.user_id)
+        await services.accounts.delete_profile(profile.user_id)
+        raise BadUserInput("username is taken", field="username")
+    return Session(
+        token=services.tokens.issue(profile.user_id, profile.token_version), profile=profile
+    )
+
+
+async def log_in(ctx: RequestContext, username: str, password: str) -> Session:
+    """Same error, and about the same time, for an unknown user and a wrong password."""
+    services = ctx.services
+    profile = None
+    if USERNAME_PATTERN.fullmatch(username) and len(password) <= MAX_PASSWORD_LENGTH:
+        profile = await find_by_username(ctx, username)
+    password_hash = profile.password_hash if profile else None
+    if not await services.passwords.verify(password_hash, password) or profile is None:
+        raise Unauthenticated(_BAD_CREDENTIALS)
+    return Session(
+        token=services.tokens.issue(profile.user_id, profile.token_version), profile=profile
+    )
+
+
+async def find_by_username(ctx: RequestContext, username: str) -> Profile | None:
+    if not USERNAME_PATTERN.fullmatch(username):
+        return None
+    user_id = await ctx.services.accounts.owner_of(username)
+    return None if user_id is None else await ctx.profiles.load(user_id)
+
+
+async def viewer_profile(ctx: RequestContext) -> Profile:
+    profile = await ctx.profiles.load(await ctx.viewer_id())
+    assert profile is not None  # viewer_id() checked it exists
+    return profile

@@ -1,0 +1,98 @@
+"""Per-process services and the per-request context that carries them to resolvers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from starlette.requests import HTTPConnection
+from strawberry.dataloader import DataLoader
+
+from auth.passwords import PasswordHasher
+from auth.tokens import InvalidToken, TokenIssuer
+from fanout.jobs import Jobs
+from graph.cypher import CypherGraph
+from graph.port import FollowCounts
+from schema.errors import Unauthenticated
+from settings import Settings
+from storage.accounts import AccountStore, Profile
+from storage.ids import IdGenerator
+
+
+@dataclass
+class Services:
+    """Clients created once in the app's lifespan and shared by every request."""
+
+    settings: Settings
+    graph: CypherGraph
+    accounts: AccountStore
+    ids: IdGenerator
+    passwords: PasswordHasher
+    tokens: TokenIssuer
+    jobs: Jobs
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+@dataclass
+class RequestContext:
+    """What one GraphQL request sees: services, its DataLoaders, and the caller's token."""
+
+    services: Services
+    token: str | None
+    _viewer_id: int | None = field(default=None, init=False)
+
+    @cached_property
+    def profiles(self) -> DataLoader[int, Profile | None]:
+        async def load(ids: list[int]) -> list[Profile | None]:
+            found = await self.services.accounts.profiles(ids)
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def counts(self) -> DataLoader[int, FollowCounts]:
+        async def load(ids: list[int]) -> list[FollowCounts]:
+            found = await self.services.graph.counts(ids)
+            return [found.get(i, FollowCounts(0, 0)) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def viewer_follows(self) -> DataLoader[int, bool]:
+        """Whether the (authenticated) viewer follows each user id, one graph query per batch."""
+
+        async def load(ids: list[int]) -> list[bool]:
+            viewer = await self.viewer_id()
+            followed = await self.services.graph.following_among(viewer, ids)
+            return [i in followed for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    async def viewer_id(self) -> int:
+        """The authenticated caller's id, or UNAUTHENTICATED. The token must be well signed,
+        unexpired, and of the account's current token version."""
+        if self._viewer_id is not None:
+            return self._viewer_id
+        if self.token is None:
+            raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+        try:
+            claims = self.services.tokens.verify(self.token)
+        except InvalidToken:
+            raise Unauthenticated("invalid or expired token") from None
+        profile = await self.profiles.load(claims.user_id)
+        if profile is None or profile.token_version != claims.token_version:
+            raise Unauthenticated("invalid or expired token")
+        self._viewer_id = claims.user_id
+        return claims.user_id
+
+    async def optional_viewer_id(self) -> int | None:
+        """The caller's id if a valid token came with the request, else None (public fields)."""
+        try:
+            return await self.viewer_id()
+        except Unauthenticated:
+            return None

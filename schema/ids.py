@@ -1,0 +1,51 @@
+"""Opaque global ids and cursors: what clients see instead of raw numbers (pure, no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from graph.port import EdgeCursor
+from schema.errors import BadUserInput
+
+_MAX_ID = 2**63 - 1
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unb64(token: str) -> str:
+    padded = token + "=" * (-len(token) % 4)
+    return base64.urlsafe_b64decode(padded.encode()).decode()
+
+
+def _parts(token: str, prefix: str, count: int, what: str) -> list[int]:
+    """Decode `prefix:n1:n2...` into `count` non-negative 63-bit ints or raise BadUserInput."""
+    try:
+        kind, *numbers = _unb64(token).split(":")
+        values = [int(n) for n in numbers]
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadUserInput(f"malformed {what}: {token[:40]!r}") from None
+    if kind != prefix or len(values) != count or not all(0 <= v <= _MAX_ID for v in values):
+        raise BadUserInput(f"malformed {what}: {token[:40]!r}")
+    return values
+
+
+def user_global_id(user_id: int) -> str:
+    return _b64(f"User:{user_id}")
+
+
+def parse_user_global_id(token: str) -> int:
+    return _parts(token, "User", 1, "user id")[0]
+
+
+def edge_cursor(cursor: EdgeCursor) -> str:
+    return _b64(f"follow:{cursor.followed_at_ms}:{cursor.user_id}")
+
+
+def parse_edge_cursor(token: str | None) -> EdgeCursor | None:
+    if token is None:
+        return None
+    at_ms, user_id = _parts(token, "follow", 2, "cursor")
+    return EdgeCursor(followed_at_ms=at_ms, user_id=user_id)

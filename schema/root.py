@@ -1,0 +1,70 @@
+"""The Query and Mutation roots."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import accounts, social
+from resolvers.context import RequestContext
+from schema.errors import NotFound
+from schema.ids import parse_user_global_id
+from schema.types import AuthPayload, Suggestion, User
+
+Ctx = Info[RequestContext, None]
+
+
+async def _user_by_id(ctx: RequestContext, user_id: int) -> User:
+    profile = await ctx.profiles.load(user_id)
+    if profile is None:
+        raise NotFound("no such user")
+    return User(profile=profile)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The authenticated caller.")
+    async def viewer(self, info: Ctx) -> User:
+        return User(profile=await accounts.viewer_profile(info.context))
+
+    @strawberry.field(description="Anyone, by username (any case); null if there is no such user.")
+    async def user(self, info: Ctx, username: str) -> User | None:
+        profile = await accounts.find_by_username(info.context, username)
+        return None if profile is None else User(profile=profile)
+
+    @strawberry.field(
+        description="Accounts followed by the people you follow, ranked by how many of them do."
+    )
+    async def who_to_follow(self, info: Ctx, first: int = 10) -> list[Suggestion]:
+        suggestions = await social.who_to_follow(info.context, first)
+        profiles = await info.context.profiles.load_many([s.user_id for s in suggestions])
+        return [
+            Suggestion(user=User(profile=profile), mutual_followers=s.mutual_followers)
+            for s, profile in zip(suggestions, profiles, strict=True)
+            if profile is not None
+        ]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create an account; returns a token and the new user.")
+    async def sign_up(
+        self, info: Ctx, username: str, password: str, display_name: str
+    ) -> AuthPayload:
+        session = await accounts.sign_up(info.context, username, password, display_name)
+        return AuthPayload(token=session.token, user=User(profile=session.profile))
+
+    @strawberry.mutation(description="Exchange a username and password for a token.")
+    async def log_in(self, info: Ctx, username: str, password: str) -> AuthPayload:
+        session = await accounts.log_in(info.context, username, password)
+        return AuthPayload(token=session.token, user=User(profile=session.profile))
+
+    @strawberry.mutation(description="Follow a user (idempotent); returns that user.")
+    async def follow(self, info: Ctx, user_id: strawberry.ID) -> User:
+        followee = await social.follow(info.context, parse_user_global_id(user_id))
+        return await _user_by_id(info.context, followee)
+
+    @strawberry.mutation(description="Stop following a user (idempotent); returns that user.")
+    async def unfollow(self, info: Ctx, user_id: strawberry.ID) -> User:
+        followee = await social.unfollow(info.context, parse_user_global_id(user_id))
+        return await _user_by_id(info.context, followee)

@@ -1,0 +1,105 @@
+"""All configuration, read once from the environment at boot.
+
+Every setting has a default that suits the embedded stack (`make run`), except the token secret,
+which the embedded stack generates and keeps under ./var/. A bad value fails fast with the name of
+the offending variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or cannot be parsed."""
+
+
+def _as_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected a boolean, got {raw!r}")
+
+
+_CASTS: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": _as_bool,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; field names are the environment variable names in lower case."""
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Social graph
+    graph_backend: str = "falkordb"
+    falkordb_url: str = "redis://127.0.0.1:6380"
+    graph_name: str = "social"
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    neo4j_user: str = ""
+    neo4j_password: str = ""
+    neo4j_database: str = ""  # empty: the server's default database
+    graph_timeout_seconds: float = 5.0
+
+    # Redis roles (one server may hold several in the embedded default)
+    documents_redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = 2.0
+
+    # Jobs (Dramatiq): when a silent worker counts as dead, and how often queues are checked for
+    # its messages (per million broker commands)
+    broker_heartbeat_timeout_ms: int = 15_000
+    broker_maintenance_chance: int = 10_000
+
+    # Accounts and tokens
+    jwt_secret: str = ""
+    token_ttl_seconds: int = 7 * 24 * 3600
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 2
+    signup_claim_grace_seconds: int = 300
+
+    # Limits
+    max_following: int = 5000
+    max_page_size: int = 100
+    max_query_depth: int = 12
+
+    def __post_init__(self) -> None:
+        if self.graph_backend not in {"falkordb", "neo4j"}:
+            raise SettingsError(
+                f"GRAPH_BACKEND: expected falkordb or neo4j, not {self.graph_backend!r}"
+            )
+        if len(self.jwt_secret) < 32:
+            raise SettingsError("JWT_SECRET must be set to at least 32 characters")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default: os.environ); unknown variables are ignored."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = field.name.upper()
+            if name not in environ:
+                continue
+            cast = _CASTS[field.type if isinstance(field.type, str) else field.type.__name__]
+            try:
+                values[field.name] = cast(environ[name])
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from exc
+        return cls(**values)
+
+    @classmethod
+    def names(cls) -> set[str]:
+        """The environment variable names this class reads."""
+        return {field.name.upper() for field in fields(cls)}

@@ -1,0 +1,94 @@
+"""Account records in the documents Redis: profiles and the username registry.
+
+Keys (this module is their only writer):
+  user:{<id>}          hash: username, display_name, password_hash, created_at_ms, token_version.
+                       Hash-tagged by user id, so it sits on the user's shard next to their tweets.
+  username:<lower>     string: the user id that owns this name, compared case-insensitively.
+                       `SET NX` on it is the single point where a sign-up commits; two sign-ups
+                       racing for `Bob` and `bob` cannot both win it.
+
+Order of a sign-up (see resolvers/accounts.py): profile, graph node, then the username claim. Until
+the claim, nothing can reach the new id; a sign-up that dies before it leaves an unreachable profile
+and node, which `fanout.actors.collect_unclaimed_account` removes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: int
+    username: str
+    display_name: str
+    password_hash: str
+    created_at_ms: int
+    token_version: int = 0
+
+
+def profile_key(user_id: int) -> str:
+    return f"user:{{{user_id}}}"
+
+
+def username_key(username: str) -> str:
+    return f"username:{username.lower()}"
+
+
+def _decode(user_id: int, raw: dict[bytes, bytes]) -> Profile:
+    return Profile(
+        user_id=user_id,
+        username=raw[b"username"].decode(),
+        display_name=raw[b"display_name"].decode(),
+        password_hash=raw[b"password_hash"].decode(),
+        created_at_ms=int(raw[b"created_at_ms"]),
+        token_version=int(raw.get(b"token_version", b"0")),
+    )
+
+
+class AccountStore:
+    """Profiles and username claims. All methods raise redis errors as they come."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def save_profile(self, profile: Profile) -> None:
+        await self._redis.hset(
+            profile_key(profile.user_id),
+            mapping={
+                "username": profile.username,
+                "display_name": profile.display_name,
+                "password_hash": profile.password_hash,
+                "created_at_ms": profile.created_at_ms,
+                "token_version": profile.token_version,
+            },
+        )
+
+    async def delete_profile(self, user_id: int) -> None:
+        await self._redis.delete(profile_key(user_id))
+
+    async def claim_username(self, username: str, user_id: int) -> bool:
+        """Make `user_id` the owner of `username` (any case). True if it is (now or already)."""
+        key = username_key(username)
+        if await self._redis.set(key, user_id, nx=True):
+            return True
+        return await self.owner_of(username) == user_id
+
+    async def owner_of(self, username: str) -> int | None:
+        raw = await self._redis.get(username_key(username))
+        return None if raw is None else int(raw)
+
+    async def profiles(self, user_ids: list[int]) -> dict[int, Profile]:
+        """Profiles by id in one pipeline; ids without a profile are absent from the result."""
+        if not user_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.hgetall(profile_key(user_id))
+            rows = await pipe.execute()
+        return {uid: _decode(uid, raw) for uid, raw in zip(user_ids, rows, strict=True) if raw}
