@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,6 +35,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+def free_bolt_port() -> int:
+    """A free port FalkorDB's Bolt listener accepts: it silently ignores BOLT_PORT above 32767
+    (seen with FalkorDB 4.16.3), and ephemeral ports are usually higher."""
+    for _ in range(200):
+        port = random.randint(20_000, 32_767)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise PortInUse("no free port between 20000 and 32767 for the Bolt listener")
 
 
 def require_free(port: int, what: str) -> None:

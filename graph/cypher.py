@@ -4,6 +4,10 @@ Adapters subclass `CypherGraph` and supply only how a parameterized statement re
 (`_read` / `_write`), schema set-up, ping and close. Every statement is a single auto-committed
 query, so each operation is atomic on both engines; no user input is ever formatted into the text.
 
+User ids are stored as 19-digit zero-padded strings, not integers: FalkorDB's range index holds
+numbers as doubles, and 64-bit snowflake ids above 2**53 that differ in the last bits would collide
+in its uniqueness constraint. Zero padding keeps string order equal to numeric order.
+
 Follow counts are properties of the user node, changed by the same statement that creates or deletes
 the edge, so a read costs one index lookup and concurrent follows cannot lose an increment.
 """
@@ -24,8 +28,17 @@ from graph.port import (
     UnknownUser,
 )
 
+
+def _key(user_id: int) -> str:
+    return f"{user_id:019d}"
+
+
+def _keys(user_ids: list[int]) -> list[str]:
+    return [_key(user_id) for user_id in user_ids]
+
+
 # Larger than any follow time in ms, so "before this cursor" with no cursor matches every edge.
-_NO_CURSOR = EdgeCursor(followed_at_ms=2**62, user_id=2**62)
+_NO_CURSOR = EdgeCursor(followed_at_ms=2**62, user_id=2**63 - 1)
 
 CREATE_USER = """
 MERGE (u:User {id: $id})
@@ -112,17 +125,17 @@ class CypherGraph(abc.ABC):
         await self._read(PING, {})
 
     async def create_user(self, user_id: int, username: str) -> None:
-        await self._write(CREATE_USER, {"id": user_id, "username": username})
+        await self._write(CREATE_USER, {"id": _key(user_id), "username": username})
 
     async def delete_user(self, user_id: int) -> None:
-        await self._write(DELETE_USER, {"id": user_id})
+        await self._write(DELETE_USER, {"id": _key(user_id)})
 
     async def follow(self, follower_id: int, followee_id: int, at_ms: int) -> bool:
         if follower_id == followee_id:
             raise CannotFollowSelf(follower_id)
         params = {
-            "follower": follower_id,
-            "followee": followee_id,
+            "follower": _key(follower_id),
+            "followee": _key(followee_id),
             "at": at_ms,
             "max_following": self.max_following,
         }
@@ -133,7 +146,8 @@ class CypherGraph(abc.ABC):
         raise FollowLimitReached(follower_id)
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
-        rows = await self._write(UNFOLLOW, {"follower": follower_id, "followee": followee_id})
+        params = {"follower": _key(follower_id), "followee": _key(followee_id)}
+        rows = await self._write(UNFOLLOW, params)
         if rows:
             return True
         await self._require_users(follower_id, followee_id)
@@ -142,14 +156,15 @@ class CypherGraph(abc.ABC):
     async def following_among(self, follower_id: int, user_ids: list[int]) -> set[int]:
         if not user_ids:
             return set()
-        rows = await self._read(FOLLOWING_AMONG, {"follower": follower_id, "ids": user_ids})
-        return {row[0] for row in rows}
+        params = {"follower": _key(follower_id), "ids": _keys(user_ids)}
+        rows = await self._read(FOLLOWING_AMONG, params)
+        return {int(row[0]) for row in rows}
 
     async def counts(self, user_ids: list[int]) -> dict[int, FollowCounts]:
         if not user_ids:
             return {}
-        rows = await self._read(COUNTS, {"ids": user_ids})
-        return {row[0]: FollowCounts(followers=row[1], following=row[2]) for row in rows}
+        rows = await self._read(COUNTS, {"ids": _keys(user_ids)})
+        return {int(row[0]): FollowCounts(followers=row[1], following=row[2]) for row in rows}
 
     async def followers_page(self, user_id: int, first: int, after: EdgeCursor | None) -> EdgePage:
         return await self._edge_page(FOLLOWERS_PAGE, user_id, first, after)
@@ -158,28 +173,28 @@ class CypherGraph(abc.ABC):
         return await self._edge_page(FOLLOWING_PAGE, user_id, first, after)
 
     async def who_to_follow(self, user_id: int, first: int) -> list[Suggestion]:
-        params = {"id": user_id, "sample": self.who_to_follow_sample, "limit": first}
+        params = {"id": _key(user_id), "sample": self.who_to_follow_sample, "limit": first}
         rows = await self._read(WHO_TO_FOLLOW, params)
-        return [Suggestion(user_id=row[0], mutual_followers=row[1]) for row in rows]
+        return [Suggestion(user_id=int(row[0]), mutual_followers=row[1]) for row in rows]
 
     async def _edge_page(
         self, query: str, user_id: int, first: int, after: EdgeCursor | None
     ) -> EdgePage:
         cursor = after or _NO_CURSOR
         params = {
-            "id": user_id,
+            "id": _key(user_id),
             "at": cursor.followed_at_ms,
-            "after_id": cursor.user_id,
+            "after_id": _key(cursor.user_id),
             "limit": first + 1,  # one more than asked tells whether a next page exists
         }
         rows = await self._read(query, params)
-        edges = [FollowEdge(user_id=row[0], followed_at_ms=row[1]) for row in rows[:first]]
+        edges = [FollowEdge(user_id=int(row[0]), followed_at_ms=row[1]) for row in rows[:first]]
         return EdgePage(edges=edges, has_next_page=len(rows) > first)
 
     async def _require_users(self, *user_ids: int) -> None:
         """Raise `UnknownUser` naming the first id that has no node."""
-        rows = await self._read(EXISTING_USERS, {"ids": list(user_ids)})
-        found = {row[0] for row in rows}
+        rows = await self._read(EXISTING_USERS, {"ids": _keys(list(user_ids))})
+        found = {int(row[0]) for row in rows}
         for user_id in user_ids:
             if user_id not in found:
                 raise UnknownUser(user_id)

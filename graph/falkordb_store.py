@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis.asyncio as aioredis
 import redis.exceptions
 from falkordb.asyncio import FalkorDB
 
@@ -28,9 +29,14 @@ class FalkorDBGraph(CypherGraph):
     ) -> None:
         super().__init__(max_following=max_following)
         self._timeout = timeout_seconds
-        self._db = FalkorDB.from_url(
-            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        # Our own pool: FalkorDB's aclose() leaves a pool it was handed open.
+        self._pool = aioredis.ConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
         )
+        self._db = FalkorDB(connection_pool=self._pool)
         self._graph = self._db.select_graph(graph_name)
 
     async def _read(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
@@ -69,3 +75,4 @@ class FalkorDBGraph(CypherGraph):
 
     async def close(self) -> None:
         await self._db.aclose()
+        await self._pool.aclose()

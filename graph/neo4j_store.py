@@ -26,6 +26,8 @@ class Neo4jGraph(CypherGraph):
       auth: (user, password), or None for a server without authentication.
       database: database name, or None for the server's default.
       timeout_seconds: bound on every call, connection and pool wait included.
+      route_reads: send reads in READ access mode, so a cluster serves them from its readers.
+        (FalkorDB's Bolt listener mistakes the mode for a graph name; its tests turn this off.)
     """
 
     def __init__(
@@ -36,9 +38,11 @@ class Neo4jGraph(CypherGraph):
         database: str | None,
         timeout_seconds: float,
         max_following: int,
+        route_reads: bool = True,
     ) -> None:
         super().__init__(max_following=max_following)
         self._timeout = timeout_seconds
+        self._read_mode = neo4j.READ_ACCESS if route_reads else neo4j.WRITE_ACCESS
         self._database = database
         self._driver = neo4j.AsyncGraphDatabase.driver(
             uri,
@@ -49,7 +53,7 @@ class Neo4jGraph(CypherGraph):
         )
 
     async def _read(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
-        return await self._run(query, params, neo4j.READ_ACCESS)
+        return await self._run(query, params, self._read_mode)
 
     async def _write(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
         return await self._run(query, params, neo4j.WRITE_ACCESS)

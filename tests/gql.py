@@ -1,0 +1,67 @@
+"""Talking GraphQL over HTTP the way a client does: one helper that fails on errors, one that
+expects exactly one error and returns its code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+async def post(
+    client: httpx.AsyncClient, query: str, variables: dict | None = None, token: str | None = None
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def gql(
+    client: httpx.AsyncClient, query: str, variables: dict | None = None, token: str | None = None
+) -> dict[str, Any]:
+    body = await post(client, query, variables, token)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+async def gql_error(
+    client: httpx.AsyncClient, query: str, variables: dict | None = None, token: str | None = None
+) -> tuple[str, str]:
+    """(extensions.code, message) of the single error the request must produce."""
+    body = await post(client, query, variables, token)
+    assert len(body.get("errors", [])) == 1, body
+    error = body["errors"][0]
+    return error["extensions"]["code"], error["message"]
+
+
+SIGN_UP = """
+mutation($username: String!, $password: String!, $displayName: String!) {
+  signUp(username: $username, password: $password, displayName: $displayName) {
+    token
+    user { id username displayName followersCount followingCount }
+  }
+}
+"""
+
+LOG_IN = """
+mutation($username: String!, $password: String!) {
+  logIn(username: $username, password: $password) { token user { id username } }
+}
+"""
+
+VIEWER = "{ viewer { id username displayName } }"
+
+PASSWORD = "correct horse battery"
+
+
+async def sign_up(client: httpx.AsyncClient, username: str) -> tuple[str, str]:
+    """Create an account; returns (token, global user id)."""
+    data = await gql(
+        client,
+        SIGN_UP,
+        {"username": username, "password": PASSWORD, "displayName": username.title()},
+    )
+    return data["signUp"]["token"], data["signUp"]["user"]["id"]

@@ -1,0 +1,76 @@
+"""Test-side helpers: the API served by a real uvicorn on a free port, and a real Dramatiq worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import uvicorn
+
+from app import create_app
+from devstack.servers import LOOPBACK, ManagedProcess, free_port
+from settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce `settings` in a child process."""
+    return {name.upper(): str(value) for name, value in asdict(settings).items()}
+
+
+@contextmanager
+def serve_api(settings: Settings) -> Iterator[str]:
+    """Serve the app with uvicorn in a thread (its own event loop); yields the base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host=LOOPBACK, port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+@contextmanager
+def run_worker(settings: Settings, log_path: Path) -> Iterator[ManagedProcess]:
+    """A real `dramatiq fanout.worker` process configured with `settings`."""
+    env = {**os.environ, **settings_env(settings)}
+    worker = ManagedProcess(
+        "worker",
+        [sys.executable, "-m", "dramatiq", "fanout.worker", "--processes", "1", "--threads", "2"],
+        env=env,
+        cwd=ROOT,
+        log_path=log_path,
+    )
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
