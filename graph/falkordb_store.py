@@ -40,18 +40,21 @@ class FalkorDBGraph(CypherGraph):
         self._graph = self._db.select_graph(graph_name)
 
     async def _read(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
-        return await self._call(self._graph.ro_query(query, params))
+        return (await self._call(self._graph.ro_query(query, params))).result_set
 
     async def _write(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
-        return await self._call(self._graph.query(query, params))
+        return (await self._call(self._graph.query(query, params))).result_set
 
-    async def _call(self, pending: Any) -> list[list[Any]]:
+    async def ping(self) -> None:
+        """PING, not a query: a server with no graph key yet is healthy, but rejects queries."""
+        await self._call(self._db.connection.ping())
+
+    async def _call(self, pending: Any) -> Any:
         try:
             async with asyncio.timeout(self._timeout):
-                result = await pending
+                return await pending
         except (TimeoutError, redis.exceptions.ConnectionError) as exc:
             raise GraphUnavailable(f"FalkorDB: {exc!r}") from exc
-        return result.result_set
 
     async def ensure_schema(self) -> None:
         """Range indexes on id and username, and the unique constraint on id (which FalkorDB
@@ -66,7 +69,7 @@ class FalkorDBGraph(CypherGraph):
 
     async def _indexed_properties(self) -> set[str]:
         try:
-            rows = await self._call(self._graph.list_indices())
+            rows = (await self._call(self._graph.list_indices())).result_set
         except redis.exceptions.ResponseError as exc:
             if "empty key" in str(exc):  # a new graph: the first index creates its key
                 return set()

@@ -1,4 +1,4 @@
-"""Test-side helpers: the API served by a real uvicorn on a free port, and a real Dramatiq worker."""
+"""Test helpers: the API served by a real uvicorn on a free port, and a real Dramatiq worker."""
 
 from __future__ import annotations
 

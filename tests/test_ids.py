@@ -1,0 +1,71 @@
+"""Snowflake ids: ordering, worker leases, and refusal to run with a clock gone backwards."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from storage.ids import (
+    EPOCH_MS,
+    IdGenerationStopped,
+    IdGenerator,
+    id_time_ms,
+)
+
+
+class SteppedClock:
+    def __init__(self, seconds: float) -> None:
+        self.now = seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def redis_client(settings) -> aioredis.Redis:
+    client = aioredis.Redis.from_url(settings.documents_redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_ids_increase_and_carry_their_time(redis_client: aioredis.Redis) -> None:
+    generator = IdGenerator(redis_client)
+    await generator.start()
+    try:
+        ids = [generator.next_id() for _ in range(20_000)]  # spans several 4,096-id milliseconds
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert all(0 < i < 2**63 for i in ids)
+        assert id_time_ms(ids[0]) > EPOCH_MS
+    finally:
+        await generator.stop()
+
+
+async def test_generators_lease_distinct_workers(redis_client: aioredis.Redis) -> None:
+    generators = [IdGenerator(redis_client) for _ in range(5)]
+    for generator in generators:
+        await generator.start()
+    try:
+        assert len({g.worker for g in generators}) == 5
+        ids = {g.next_id() for g in generators for _ in range(100)}
+        assert len(ids) == 500
+    finally:
+        for generator in generators:
+            await generator.stop()
+    assert await redis_client.keys("idgen:worker:*") == []
+
+
+async def test_clock_going_backwards_stops_generation(redis_client: aioredis.Redis) -> None:
+    clock = SteppedClock(1_800_000_000.0)
+    generator = IdGenerator(redis_client, clock=clock)
+    await generator.start()
+    try:
+        first = generator.next_id()
+        clock.now -= 0.005
+        with pytest.raises(IdGenerationStopped):
+            generator.next_id()
+        clock.now += 0.010
+        assert generator.next_id() > first
+    finally:
+        await generator.stop()
+    with pytest.raises(IdGenerationStopped):
+        generator.next_id()
