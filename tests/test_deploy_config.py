@@ -1,0 +1,45 @@
+"""docker-compose.yml cannot run here; at least it must parse and agree with settings.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+
+from settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SERVICES = ("app", "worker")
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_app_environment_uses_only_real_settings() -> None:
+    services = compose()["services"]
+    for name in APP_SERVICES:
+        unknown = set(services[name]["environment"]) - Settings.names()
+        assert not unknown, f"{name} sets variables settings.py does not read: {unknown}"
+
+
+def test_every_backend_the_settings_point_at_is_a_service() -> None:
+    services = compose()["services"]
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        for key, value in env.items():
+            if key.endswith(("_URL", "_URI")):
+                host = urlparse(value).hostname
+                assert host in services, f"{name}: {key} points at {host}, not a service"
+        assert env["GRAPH_BACKEND"] == "neo4j" and "neo4j" in services
+        for dependency in services[name].get("depends_on", {}):
+            assert dependency in services
+
+
+def test_production_stack_has_its_parts() -> None:
+    services = compose()["services"]
+    assert {"neo4j", "redis", "minio", "minio-init", "nginx", "app", "worker"} <= set(services)
+    assert services["app"]["deploy"]["replicas"] >= 2
+    assert "noeviction" in services["redis"]["command"]
+    assert (ROOT / "deploy" / "nginx.conf").exists()
