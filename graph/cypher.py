@@ -45,6 +45,20 @@ MERGE (u:User {id: $id})
 ON CREATE SET u.username = $username, u.followers = 0, u.following = 0
 """
 
+BULK_CREATE_USERS = """
+UNWIND $users AS user
+MERGE (u:User {id: user.id})
+ON CREATE SET u.username = user.username, u.followers = 0, u.following = 0
+"""
+
+# For seeding (benchmarks, imports): no cap check, one statement per batch.
+BULK_FOLLOW = """
+UNWIND $edges AS edge
+MATCH (a:User {id: edge.follower}), (b:User {id: edge.followee})
+MERGE (a)-[r:FOLLOWS]->(b)
+ON CREATE SET r.at = edge.at, a.following = a.following + 1, b.followers = b.followers + 1
+"""
+
 DELETE_USER = "MATCH (u:User {id: $id}) DETACH DELETE u"
 
 # The cap is checked in the statement that adds the edge. FalkorDB runs writes to one graph one at a
@@ -109,9 +123,12 @@ PING = "RETURN 1"
 class CypherGraph(abc.ABC):
     """The `SocialGraph` operations, for any engine that runs the Cypher above."""
 
-    def __init__(self, *, max_following: int, who_to_follow_sample: int = 200) -> None:
+    def __init__(
+        self, *, max_following: int, who_to_follow_sample: int = 200, bulk_batch_size: int = 1000
+    ) -> None:
         self.max_following = max_following
         self.who_to_follow_sample = who_to_follow_sample
+        self.bulk_batch_size = bulk_batch_size
 
     @abc.abstractmethod
     async def _read(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
@@ -126,6 +143,21 @@ class CypherGraph(abc.ABC):
 
     async def create_user(self, user_id: int, username: str) -> None:
         await self._write(CREATE_USER, {"id": _key(user_id), "username": username})
+
+    async def bulk_create_users(self, users: list[tuple[int, str]]) -> None:
+        """Create many (id, username) nodes, a batch per statement; idempotent."""
+        rows = [{"id": _key(user_id), "username": username} for user_id, username in users]
+        await self._write_in_batches(BULK_CREATE_USERS, "users", rows)
+
+    async def bulk_follow(self, edges: list[tuple[int, int, int]]) -> None:
+        """Add many (follower, followee, at_ms) edges, a batch per statement, keeping counts exact.
+        For seeding: it skips the MAX_FOLLOWING check; unknown ids are skipped silently."""
+        rows = [{"follower": _key(a), "followee": _key(b), "at": at_ms} for a, b, at_ms in edges]
+        await self._write_in_batches(BULK_FOLLOW, "edges", rows)
+
+    async def _write_in_batches(self, query: str, name: str, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), self.bulk_batch_size):
+            await self._write(query, {name: rows[start : start + self.bulk_batch_size]})
 
     async def delete_user(self, user_id: int) -> None:
         await self._write(DELETE_USER, {"id": _key(user_id)})

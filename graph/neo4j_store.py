@@ -28,6 +28,7 @@ class Neo4jGraph(CypherGraph):
       timeout_seconds: bound on every call, connection and pool wait included.
       route_reads: send reads in READ access mode, so a cluster serves them from its readers.
         (FalkorDB's Bolt listener mistakes the mode for a graph name; its tests turn this off.)
+      bulk_batch_size: rows per statement of the bulk loaders.
     """
 
     def __init__(
@@ -39,8 +40,9 @@ class Neo4jGraph(CypherGraph):
         timeout_seconds: float,
         max_following: int,
         route_reads: bool = True,
+        bulk_batch_size: int = 1000,
     ) -> None:
-        super().__init__(max_following=max_following)
+        super().__init__(max_following=max_following, bulk_batch_size=bulk_batch_size)
         self._timeout = timeout_seconds
         self._read_mode = neo4j.READ_ACCESS if route_reads else neo4j.WRITE_ACCESS
         self._database = database

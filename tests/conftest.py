@@ -175,6 +175,7 @@ async def graph_engine(
             timeout_seconds=5,
             max_following=max_following,
             route_reads=False,  # the listener sends READ-mode queries to a graph named "mode"
+            bulk_batch_size=40,  # the listener crashes on a message over about 4 KiB
         )
     else:
         store = Neo4jGraph(

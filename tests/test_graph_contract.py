@@ -136,3 +136,15 @@ async def test_ids_above_two_to_the_53_stay_distinct(graph_engine: CypherGraph) 
         big + 1: FollowCounts(followers=1, following=0),
     }
     assert await graph_engine.following_among(big, [big + 1]) == {big + 1}
+
+
+async def test_bulk_loaders_keep_counts_exact(graph_engine: CypherGraph) -> None:
+    users = list(range(3000, 3040))
+    await graph_engine.bulk_create_users([(u, f"user{u}") for u in users])
+    edges = [(a, b, 1) for a in users for b in users[:10] if a != b]
+    await graph_engine.bulk_follow(edges)
+    await graph_engine.bulk_follow(edges[:50])  # repeats change nothing
+    counts = await graph_engine.counts(users)
+    assert counts[users[0]] == FollowCounts(followers=39, following=9)
+    assert counts[users[20]] == FollowCounts(followers=0, following=10)
+    assert sum(c.following for c in counts.values()) == len(edges)
