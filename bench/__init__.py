@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): own servers, seeded through bulk loaders; they print figures."""
