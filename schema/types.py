@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import strawberry
 from strawberry.types import Info
 
-from graph.port import EdgePage
+from graph.port import EdgeCursor, EdgePage
 from resolvers import social
 from resolvers.context import RequestContext
 from schema.ids import edge_cursor, parse_edge_cursor, user_global_id
@@ -74,9 +75,7 @@ class User:
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> UserConnection:
-        ctx = info.context
-        page = await social.followers(ctx, self.profile.user_id, first, parse_edge_cursor(after))
-        return await user_connection(ctx, page)
+        return await user_connection(info.context, social.followers, self.profile, first, after)
 
     @strawberry.field(description="Whom this user follows, most recent follow first.")
     async def following(
@@ -85,9 +84,7 @@ class User:
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> UserConnection:
-        ctx = info.context
-        page = await social.following(ctx, self.profile.user_id, first, parse_edge_cursor(after))
-        return await user_connection(ctx, page)
+        return await user_connection(info.context, social.following, self.profile, first, after)
 
 
 @strawberry.type
@@ -104,17 +101,24 @@ class Suggestion:
     )
 
 
-async def user_connection(ctx: RequestContext, page: EdgePage) -> UserConnection:
-    """Hydrate a page of follow edges with profiles in one batch."""
+async def user_connection(
+    ctx: RequestContext,
+    fetch: Callable[[RequestContext, int, int, EdgeCursor | None], Awaitable[EdgePage]],
+    profile: Profile,
+    first: int,
+    after: str | None,
+) -> UserConnection:
+    """Fetch a page of follow edges around `profile` and hydrate it with profiles in one batch."""
+    page = await fetch(ctx, profile.user_id, first, parse_edge_cursor(after))
     profiles = await ctx.profiles.load_many([edge.user_id for edge in page.edges])
     edges = [
         UserEdge(
             cursor=edge_cursor(edge.cursor),
-            node=User(profile=profile),
+            node=User(profile=node),
             followed_at=datetime.fromtimestamp(edge.followed_at_ms / 1000, tz=UTC),
         )
-        for edge, profile in zip(page.edges, profiles, strict=True)
-        if profile is not None
+        for edge, node in zip(page.edges, profiles, strict=True)
+        if node is not None
     ]
     end_cursor = edge_cursor(page.edges[-1].cursor) if page.edges else None
     return UserConnection(
