@@ -6,6 +6,7 @@ created once in the lifespan and reaches resolvers through the request context.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -32,7 +33,12 @@ from schema.build import build_schema
 from settings import Settings
 from storage.accounts import AccountStore
 from storage.ids import IdGenerator
+from storage.media import open_media_library
+from storage.object_store import S3ObjectStore
 from storage.redis_clients import open_redis
+from storage.tweet_cache import TweetCache, listen_for_invalidations
+from storage.tweets import TweetStore
+from web.uploads import put_upload
 
 STATIC_DIR = Path(__file__).parent / "static"
 GRAPHIQL_PAGE = STATIC_DIR / "graphiql" / "index.html"
@@ -52,20 +58,37 @@ class GraphQLApp(GraphQL):
 
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Connect to every backend, set up the graph schema, lease an id worker; undo all on exit."""
+    """Connect to every backend, set up the graph schema and the media bucket, lease an id
+    worker, subscribe to tweet invalidations; undo all on exit."""
     documents = open_redis(
-        settings.documents_redis_url, timeout_seconds=settings.redis_timeout_seconds
+        settings.documents_redis_url,
+        timeout_seconds=settings.redis_timeout_seconds,
+        cluster=settings.documents_redis_cluster,
     )
     graph = open_graph(settings)
     ids = IdGenerator(documents)
     jobs = Jobs(build_broker(settings))
+    media = open_media_library(settings, documents)
+    cache = TweetCache(
+        max_entries=settings.tweet_cache_size, ttl_seconds=settings.tweet_cache_ttl_seconds
+    )
+    subscribed = asyncio.Event()
+    listener = asyncio.create_task(listen_for_invalidations(documents, cache, subscribed))
     try:
         await graph.ensure_schema()
+        if isinstance(media.objects, S3ObjectStore):
+            await media.objects.ensure_bucket()
         await ids.start()
+        async with asyncio.timeout(settings.redis_timeout_seconds * 5):
+            await subscribed.wait()
         yield Services(
             settings=settings,
             graph=graph,
+            documents=documents,
             accounts=AccountStore(documents),
+            tweets=TweetStore(documents, idempotency_ttl_seconds=settings.idempotency_ttl_seconds),
+            tweet_cache=cache,
+            media=media,
             ids=ids,
             passwords=PasswordHasher(
                 time_cost=settings.argon2_time_cost,
@@ -76,10 +99,23 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             jobs=jobs,
         )
     finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
         await ids.stop()
         jobs.close()
         await graph.close()
         await documents.aclose()
+
+
+def local_media_routes(settings: Settings) -> list[Route | Mount]:
+    """The embedded stand-in for S3 + CDN: signed uploads in, published files out."""
+    public = Path(settings.media_local_dir).resolve() / "public"
+    public.mkdir(parents=True, exist_ok=True)
+    return [
+        Route("/uploads/{key:path}", put_upload, methods=["PUT"]),
+        Mount("/media/public", StaticFiles(directory=public), name="media"),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -93,14 +129,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.services = services
             yield
 
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics.endpoint),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    if settings.media_backend == "local":
+        routes += local_media_routes(settings)
     return Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-            Route("/healthz", healthz),
-            Route("/metrics", metrics.endpoint),
-            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-        ],
+        routes=routes,
         middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
     )

@@ -54,6 +54,7 @@ class Settings:
 
     # Redis roles (one server may hold several in the embedded default)
     documents_redis_url: str = "redis://127.0.0.1:6379/0"
+    documents_redis_cluster: bool = False  # true: the URL names one node of a Redis Cluster
     broker_redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_seconds: float = 2.0
 
@@ -70,6 +71,27 @@ class Settings:
     argon2_parallelism: int = 2
     signup_claim_grace_seconds: int = 300
 
+    # Tweets
+    tweet_cache_size: int = 10_000  # hot tweets kept per API process
+    tweet_cache_ttl_seconds: float = 60.0
+    idempotency_ttl_seconds: int = 24 * 3600
+
+    # Media
+    media_backend: str = "local"  # "local" (a folder, served by the app) or "s3"
+    media_local_dir: str = "var/media"
+    public_api_url: str = "http://127.0.0.1:8000"  # where clients reach this app (local uploads)
+    cdn_base_url: str = "http://127.0.0.1:8000/media"  # public media URL = this + "/" + key
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "media"
+    s3_region: str = "us-east-1"
+    s3_secure: bool = False
+    media_max_bytes: int = 5 * 1024 * 1024
+    media_max_pixels: int = 40_000_000
+    media_upload_url_ttl_seconds: int = 900
+    media_orphan_hours: float = 24.0
+
     # Limits
     max_following: int = 5000
     max_page_size: int = 100
@@ -80,6 +102,8 @@ class Settings:
             raise SettingsError(
                 f"GRAPH_BACKEND: expected falkordb or neo4j, not {self.graph_backend!r}"
             )
+        if self.media_backend not in {"local", "s3"}:
+            raise SettingsError(f"MEDIA_BACKEND: expected local or s3: {self.media_backend!r}")
         if len(self.jwt_secret) < 32:
             raise SettingsError("JWT_SECRET must be set to at least 32 characters")
 

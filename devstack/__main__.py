@@ -63,6 +63,10 @@ def main() -> int:
         "DOCUMENTS_REDIS_URL": data_url,
         "BROKER_REDIS_URL": data_url,
         "JWT_SECRET": jwt_secret(var_dir),
+        "MEDIA_BACKEND": "local",
+        "MEDIA_LOCAL_DIR": str(var_dir / "media"),
+        "PUBLIC_API_URL": f"http://{LOOPBACK}:{api_port}",
+        "CDN_BASE_URL": f"http://{LOOPBACK}:{api_port}/media",
     }
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -29,6 +29,22 @@ async def collect_unclaimed_account(user_id: int, username: str) -> None:
     await stores.accounts.delete_profile(user_id)
 
 
+async def purge_tweet_media(author_id: int, tweet_id: int) -> None:
+    """Delete the objects and records of a deleted tweet's media. A live tweet is left alone."""
+    stores = await resources()
+    [tweet] = await stores.tweets.get_many([(author_id, tweet_id)])
+    if tweet is None or not tweet.deleted:
+        return
+    for item in tweet.media:
+        await stores.media.purge(author_id, item.media_id, unless_attached=False)
+
+
+async def collect_orphan_media(owner_id: int, media_id: int) -> None:
+    """Delete an upload that no tweet attached within `MEDIA_ORPHAN_HOURS`."""
+    stores = await resources()
+    await stores.media.purge(owner_id, media_id, unless_attached=True)
+
+
 ActorFn = Callable[..., Awaitable[Any]]
 
 # Policy per actor (dramatiq options; times in ms). Backoff doubles from min to max.
@@ -39,6 +55,20 @@ ACTOR_OPTIONS: dict[ActorFn, dict[str, Any]] = {
         "min_backoff": 1_000,
         "max_backoff": 60_000,
         "time_limit": 30_000,
+    },
+    purge_tweet_media: {
+        "queue_name": "media",
+        "max_retries": 20,
+        "min_backoff": 1_000,
+        "max_backoff": 300_000,
+        "time_limit": 60_000,
+    },
+    collect_orphan_media: {
+        "queue_name": "media",
+        "max_retries": 20,
+        "min_backoff": 1_000,
+        "max_backoff": 300_000,
+        "time_limit": 60_000,
     },
 }
 

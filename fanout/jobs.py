@@ -25,5 +25,17 @@ class Jobs:
             actor.send_with_options, args=(user_id, username), delay=delay_seconds * 1000
         )
 
+    async def purge_tweet_media(self, author_id: int, tweet_id: int) -> None:
+        actor = self._actors["purge_tweet_media"]
+        await asyncio.to_thread(actor.send, author_id, tweet_id)
+
+    async def collect_orphan_media_later(
+        self, owner_id: int, media_id: int, delay_seconds: float
+    ) -> None:
+        actor = self._actors["collect_orphan_media"]
+        await asyncio.to_thread(
+            actor.send_with_options, args=(owner_id, media_id), delay=int(delay_seconds * 1000)
+        )
+
     def close(self) -> None:
         self._broker.close()

@@ -13,7 +13,9 @@ from graph.cypher import CypherGraph
 from graph.factory import open_graph
 from settings import Settings
 from storage.accounts import AccountStore
+from storage.media import MediaLibrary, open_media_library
 from storage.redis_clients import open_redis
+from storage.tweets import TweetStore
 
 
 @dataclass
@@ -21,6 +23,8 @@ class WorkerResources:
     settings: Settings
     graph: CypherGraph
     accounts: AccountStore
+    tweets: TweetStore
+    media: MediaLibrary
 
 
 _settings: Settings | None = None
@@ -38,9 +42,15 @@ async def resources() -> WorkerResources:
         if _settings is None:
             raise RuntimeError("fanout.runtime.configure() was not called")
         documents = open_redis(
-            _settings.documents_redis_url, timeout_seconds=_settings.redis_timeout_seconds
+            _settings.documents_redis_url,
+            timeout_seconds=_settings.redis_timeout_seconds,
+            cluster=_settings.documents_redis_cluster,
         )
         _resources = WorkerResources(
-            settings=_settings, graph=open_graph(_settings), accounts=AccountStore(documents)
+            settings=_settings,
+            graph=open_graph(_settings),
+            accounts=AccountStore(documents),
+            tweets=TweetStore(documents, idempotency_ttl_seconds=_settings.idempotency_ttl_seconds),
+            media=open_media_library(_settings, documents),
         )
     return _resources

@@ -17,6 +17,10 @@ from schema.errors import Unauthenticated
 from settings import Settings
 from storage.accounts import AccountStore, Profile
 from storage.ids import IdGenerator
+from storage.media import MediaLibrary
+from storage.redis_clients import DocumentsRedis
+from storage.tweet_cache import TweetCache, TweetRef
+from storage.tweets import Tweet, TweetStore
 
 
 @dataclass
@@ -25,7 +29,11 @@ class Services:
 
     settings: Settings
     graph: CypherGraph
+    documents: DocumentsRedis
     accounts: AccountStore
+    tweets: TweetStore
+    tweet_cache: TweetCache
+    media: MediaLibrary
     ids: IdGenerator
     passwords: PasswordHasher
     tokens: TokenIssuer
@@ -51,6 +59,26 @@ class RequestContext:
         async def load(ids: list[int]) -> list[Profile | None]:
             found = await self.services.accounts.profiles(ids)
             return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def tweets(self) -> DataLoader[TweetRef, Tweet | None]:
+        """Tweets (tombstones included) by (author, id): hot ones from the process cache, the
+        rest in one round trip per shard."""
+        cache = self.services.tweet_cache
+
+        async def load(refs: list[TweetRef]) -> list[Tweet | None]:
+            found = {ref: cache.get(ref) for ref in refs}
+            missing = [ref for ref, tweet in found.items() if tweet is None]
+            read_started_at = cache.now()
+            for ref, tweet in zip(
+                missing, await self.services.tweets.get_many(missing), strict=True
+            ):
+                found[ref] = tweet
+                if tweet is not None:
+                    cache.put(tweet, read_started_at)
+            return [found[ref] for ref in refs]
 
         return DataLoader(load_fn=load)
 

@@ -49,3 +49,30 @@ def parse_edge_cursor(token: str | None) -> EdgeCursor | None:
         return None
     at_ms, user_id = _parts(token, "follow", 2, "cursor")
     return EdgeCursor(followed_at_ms=at_ms, user_id=user_id)
+
+
+def tweet_global_id(author_id: int, tweet_id: int) -> str:
+    """Carries the author, so fetching a tweet goes straight to its shard."""
+    return _b64(f"Tweet:{author_id}:{tweet_id}")
+
+
+def parse_tweet_global_id(token: str) -> tuple[int, int]:
+    author_id, tweet_id = _parts(token, "Tweet", 2, "tweet id")
+    return author_id, tweet_id
+
+
+def media_global_id(owner_id: int, media_id: int) -> str:
+    return _b64(f"Media:{owner_id}:{media_id}")
+
+
+def parse_media_global_id(token: str) -> tuple[int, int]:
+    owner_id, media_id = _parts(token, "Media", 2, "media id")
+    return owner_id, media_id
+
+
+def timeline_cursor(tweet_id: int) -> str:
+    return _b64(f"timeline:{tweet_id}")
+
+
+def parse_timeline_cursor(token: str | None) -> int | None:
+    return None if token is None else _parts(token, "timeline", 1, "cursor")[0]

@@ -5,11 +5,16 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from resolvers import accounts, social
+from resolvers import accounts, media, social, tweets
 from resolvers.context import RequestContext
 from schema.errors import NotFound
-from schema.ids import parse_user_global_id
-from schema.types import AuthPayload, Suggestion, User
+from schema.ids import (
+    media_global_id,
+    parse_media_global_id,
+    parse_tweet_global_id,
+    parse_user_global_id,
+)
+from schema.types import AuthPayload, MediaUpload, Suggestion, TweetNode, User
 
 Ctx = Info[RequestContext, None]
 
@@ -31,6 +36,11 @@ class Query:
     async def user(self, info: Ctx, username: str) -> User | None:
         profile = await accounts.find_by_username(info.context, username)
         return None if profile is None else User(profile=profile)
+
+    @strawberry.field(description="A tweet by id; null if there is none or it was deleted.")
+    async def tweet(self, info: Ctx, id: strawberry.ID) -> TweetNode | None:
+        found = await tweets.visible_tweet(info.context, *parse_tweet_global_id(id))
+        return None if found is None else TweetNode(tweet=found)
 
     @strawberry.field(
         description="Accounts followed by the people you follow, ranked by how many of them do."
@@ -68,3 +78,37 @@ class Mutation:
     async def unfollow(self, info: Ctx, user_id: strawberry.ID) -> User:
         followee = await social.unfollow(info.context, parse_user_global_id(user_id))
         return await _user_by_id(info.context, followee)
+
+    @strawberry.mutation(
+        description="Start an image upload: returns a media id and a URL to PUT the file to."
+    )
+    async def create_media_upload(
+        self, info: Ctx, content_type: str, byte_size: int
+    ) -> MediaUpload:
+        upload = await media.create_media_upload(info.context, content_type, byte_size)
+        viewer = await info.context.viewer_id()
+        return MediaUpload(
+            id=strawberry.ID(media_global_id(viewer, upload.media_id)),
+            upload_url=upload.upload_url,
+            expires_in_seconds=upload.expires_in_seconds,
+        )
+
+    @strawberry.mutation(
+        description="Post a tweet: 1-280 characters, up to 4 uploaded images. The same "
+        "idempotencyKey again returns the first tweet instead of posting twice."
+    )
+    async def create_tweet(
+        self,
+        info: Ctx,
+        text: str,
+        media_ids: list[strawberry.ID] | None = None,
+        idempotency_key: str | None = None,
+    ) -> TweetNode:
+        refs = [parse_media_global_id(m) for m in media_ids or []]
+        tweet = await tweets.create_tweet(info.context, text, refs, idempotency_key)
+        return TweetNode(tweet=tweet)
+
+    @strawberry.mutation(description="Delete your tweet (idempotent); returns its id.")
+    async def delete_tweet(self, info: Ctx, id: strawberry.ID) -> strawberry.ID:
+        await tweets.delete_tweet(info.context, *parse_tweet_global_id(id))
+        return id

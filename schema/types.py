@@ -9,10 +9,19 @@ import strawberry
 from strawberry.types import Info
 
 from graph.port import EdgeCursor, EdgePage
-from resolvers import social
+from resolvers import social, tweets
 from resolvers.context import RequestContext
-from schema.ids import edge_cursor, parse_edge_cursor, user_global_id
+from schema.ids import (
+    edge_cursor,
+    media_global_id,
+    parse_edge_cursor,
+    parse_timeline_cursor,
+    timeline_cursor,
+    tweet_global_id,
+    user_global_id,
+)
 from storage.accounts import Profile
+from storage.tweets import MediaItem, Tweet
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -68,6 +77,25 @@ class User:
     async def viewer_is_following(self, info: Info[RequestContext, None]) -> bool:
         return await social.viewer_is_following(info.context, self.profile.user_id)
 
+    @strawberry.field(description="This user's tweets, newest first.")
+    async def tweets(
+        self,
+        info: Info[RequestContext, None],
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> TweetConnection:
+        found, page = await tweets.timeline(
+            info.context, self.profile.user_id, first, parse_timeline_cursor(after)
+        )
+        edges = [
+            TweetEdge(cursor=timeline_cursor(t.tweet_id), node=TweetNode(tweet=t)) for t in found
+        ]
+        end_cursor = timeline_cursor(page.tweet_ids[-1]) if page.tweet_ids else None
+        return TweetConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end_cursor),
+        )
+
     @strawberry.field(description="Who follows this user, most recent follow first.")
     async def followers(
         self,
@@ -85,6 +113,88 @@ class User:
         after: str | None = None,
     ) -> UserConnection:
         return await user_connection(info.context, social.following, self.profile, first, after)
+
+
+@strawberry.type(description="An image attached to a tweet, served through the CDN.")
+class Media:
+    item: strawberry.Private[MediaItem]
+    author_id: strawberry.Private[int]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(media_global_id(self.author_id, self.item.media_id))
+
+    @strawberry.field
+    def url(self) -> str:
+        return self.item.url
+
+    @strawberry.field
+    def width(self) -> int:
+        return self.item.width
+
+    @strawberry.field
+    def height(self) -> int:
+        return self.item.height
+
+    @strawberry.field
+    def content_type(self) -> str:
+        return self.item.content_type
+
+
+@strawberry.type(name="Tweet")
+class TweetNode:
+    tweet: strawberry.Private[Tweet]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(tweet_global_id(self.tweet.author_id, self.tweet.tweet_id))
+
+    @strawberry.field
+    def text(self) -> str:
+        return self.tweet.text
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.tweet.created_at_ms / 1000, tz=UTC)
+
+    @strawberry.field(description="Usernames mentioned with @, in order, each once.")
+    def mentions(self) -> list[str]:
+        return list(self.tweet.mentions)
+
+    @strawberry.field(description="Hashtags without the #, in order, each once.")
+    def hashtags(self) -> list[str]:
+        return list(self.tweet.hashtags)
+
+    @strawberry.field
+    def media(self) -> list[Media]:
+        return [Media(item=item, author_id=self.tweet.author_id) for item in self.tweet.media]
+
+    @strawberry.field
+    async def author(self, info: Info[RequestContext, None]) -> User:
+        profile = await info.context.profiles.load(self.tweet.author_id)
+        assert profile is not None  # accounts are never deleted while their tweets exist
+        return User(profile=profile)
+
+
+@strawberry.type
+class TweetEdge:
+    cursor: str
+    node: TweetNode
+
+
+@strawberry.type
+class TweetConnection:
+    edges: list[TweetEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class MediaUpload:
+    id: strawberry.ID = strawberry.field(description="Pass it to createTweet's mediaIds.")
+    upload_url: str = strawberry.field(
+        description="PUT the file's bytes here, with the declared Content-Type."
+    )
+    expires_in_seconds: int
 
 
 @strawberry.type

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+# Either kind of client: stores use only commands whose keys share one hash slot, so the same
+# code runs on one server and on a cluster.
+DocumentsRedis = aioredis.Redis | RedisCluster
 
 
-def open_redis(url: str, *, timeout_seconds: float) -> aioredis.Redis:
-    """A pooled async client that returns bytes and gives up on a dead server after the timeout."""
+def open_redis(url: str, *, timeout_seconds: float, cluster: bool = False) -> DocumentsRedis:
+    """A pooled async client returning bytes that gives up on a dead server after the timeout.
+    With `cluster`, `url` names any node; the client discovers the others and routes by slot."""
+    if cluster:
+        return RedisCluster.from_url(
+            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        )
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout_seconds,

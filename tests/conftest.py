@@ -107,14 +107,16 @@ def cheap_settings(**overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(data_redis: RedisServer, falkordb_server: RedisServer) -> Settings:
-    """Settings pointing at the session's servers, with a fresh graph and an empty data Redis."""
+def settings(data_redis: RedisServer, falkordb_server: RedisServer, tmp_path: Path) -> Settings:
+    """Settings pointing at the session's servers, with a fresh graph, an empty data Redis and
+    an empty local media folder."""
     data_redis.client().flushall()
     return cheap_settings(
         falkordb_url=falkordb_server.url,
         graph_name=f"social-{uuid.uuid4().hex[:8]}",
         documents_redis_url=data_redis.url,
         broker_redis_url=data_redis.url,
+        media_local_dir=str(tmp_path / "media"),
     )
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import uvicorn
@@ -27,8 +27,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @contextmanager
 def serve_api(settings: Settings) -> Iterator[str]:
-    """Serve the app with uvicorn in a thread (its own event loop); yields the base URL."""
+    """Serve the app with uvicorn in a thread (its own event loop); yields the base URL.
+    The public URLs of the local media backend are pointed at the chosen port."""
     port = free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    settings = replace(settings, public_api_url=url, cdn_base_url=f"{url}/media")
     config = uvicorn.Config(
         create_app(settings), host=LOOPBACK, port=port, log_level="warning", lifespan="on"
     )
@@ -41,7 +44,7 @@ def serve_api(settings: Settings) -> Iterator[str]:
             raise RuntimeError("the API did not start")
         time.sleep(0.02)
     try:
-        yield f"http://{LOOPBACK}:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(20)

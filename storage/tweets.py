@@ -1,0 +1,198 @@
+"""Tweet documents and user timelines, sharded by author.
+
+Keys (this module is their only writer); `{A}` is the author id as a hash tag, so every key of one
+author sits in one slot, on one node of a cluster, and every multi-key step below is one script:
+  tweet:{A}:<id>        JSON document; a deleted tweet keeps its key as a tombstone
+                        (`deleted: true`, text removed) so no retry can resurrect it.
+  timeline:{A}          sorted set of the author's tweet ids, newest first. Members are 8-byte
+                        big-endian ids with score 0, ordered by ZRANGE BYLEX: a score is a double
+                        with 53 bits, and 64-bit ids that differ in their low bits would tie.
+  idem:{A}:<sha256>     tweet id created under a client's idempotency key (expires).
+Media records (`media:{A}:<id>`, see storage/media_records.py) are marked attached by the same
+script that stores the tweet, so a media item can never be attached twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from redis.asyncio.cluster import RedisCluster
+
+from storage.redis_clients import DocumentsRedis
+
+ID_BYTES = 8
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    media_id: int
+    url: str
+    width: int
+    height: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Tweet:
+    tweet_id: int
+    author_id: int
+    text: str
+    created_at_ms: int
+    mentions: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    media: tuple[MediaItem, ...] = ()
+    deleted: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Tweet:
+        data = json.loads(raw)
+        return cls(
+            tweet_id=data["tweet_id"],
+            author_id=data["author_id"],
+            text=data["text"],
+            created_at_ms=data["created_at_ms"],
+            mentions=tuple(data["mentions"]),
+            hashtags=tuple(data["hashtags"]),
+            media=tuple(MediaItem(**item) for item in data["media"]),
+            deleted=data["deleted"],
+        )
+
+    def tombstone(self) -> Tweet:
+        """What stays of a deleted tweet: no text; the media refs, for their clean-up job."""
+        return Tweet(
+            self.tweet_id, self.author_id, "", self.created_at_ms, media=self.media, deleted=True
+        )
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    tweet_ids: list[int] = field(default_factory=list)
+    has_next_page: bool = False
+
+
+class MediaNotAttachable(Exception):
+    """A media item is not in the `published` state (unknown, unverified, or already attached)."""
+
+
+def tweet_key(author_id: int, tweet_id: int) -> str:
+    return f"tweet:{{{author_id}}}:{tweet_id}"
+
+
+def timeline_key(author_id: int) -> str:
+    return f"timeline:{{{author_id}}}"
+
+
+def idempotency_key(author_id: int, client_key: str) -> str:
+    digest = hashlib.sha256(client_key.encode()).hexdigest()[:32]
+    return f"idem:{{{author_id}}}:{digest}"
+
+
+def member(tweet_id: int) -> bytes:
+    return tweet_id.to_bytes(ID_BYTES, "big")
+
+
+# KEYS: document, timeline, idempotency key, media records...
+# ARGV: json, member, idempotency ttl, id, "1" if the client sent an idempotency key
+# Returns the id of the tweet that now exists for this request (an earlier one for a repeated
+# idempotency key), or an error naming a media record that cannot be attached.
+_CREATE = """
+local keyed = ARGV[5] == '1'
+if keyed then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return existing end
+end
+for i = 4, #KEYS do
+  if redis.call('HGET', KEYS[i], 'status') ~= 'published' then
+    return redis.error_reply('MEDIA_NOT_ATTACHABLE ' .. KEYS[i])
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+if keyed then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[3]) end
+for i = 4, #KEYS do
+  redis.call('HSET', KEYS[i], 'status', 'attached', 'tweet_id', ARGV[4])
+end
+return ARGV[4]
+"""
+
+# KEYS: document, timeline   ARGV: tombstone json, member.  Returns 1 if it was live, else 0.
+_TOMBSTONE = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[2])
+if string.find(raw, '"deleted":true', 1, true) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class TweetStore:
+    def __init__(self, client: DocumentsRedis, *, idempotency_ttl_seconds: int) -> None:
+        self._redis = client
+        self._idempotency_ttl = idempotency_ttl_seconds
+        self._create = client.register_script(_CREATE)
+        self._tombstone = client.register_script(_TOMBSTONE)
+
+    async def create(self, tweet: Tweet, client_key: str | None, media_keys: list[str]) -> int:
+        """Store the document, add it to the timeline and attach its media, atomically.
+
+        `client_key` is the caller's optional idempotency key. Returns the id of the stored
+        tweet: an earlier tweet's id if the key was used before. Raises MediaNotAttachable.
+        """
+        keys = [
+            tweet_key(tweet.author_id, tweet.tweet_id),
+            timeline_key(tweet.author_id),
+            idempotency_key(tweet.author_id, client_key or ""),
+            *media_keys,
+        ]
+        args = [
+            tweet.to_json(),
+            member(tweet.tweet_id),
+            self._idempotency_ttl,
+            tweet.tweet_id,
+            "1" if client_key else "0",
+        ]
+        try:
+            return int(await self._create(keys=keys, args=args))
+        except Exception as exc:
+            if "MEDIA_NOT_ATTACHABLE" in str(exc):
+                raise MediaNotAttachable(str(exc)) from exc
+            raise
+
+    async def earlier_tweet(self, author_id: int, client_key: str) -> int | None:
+        """The tweet id already created under this idempotency key, if any."""
+        raw = await self._redis.get(idempotency_key(author_id, client_key))
+        return None if raw is None else int(raw)
+
+    async def get_many(self, refs: list[tuple[int, int]]) -> list[Tweet | None]:
+        """Documents for (author id, tweet id) refs, tombstones included, in order. One MGET on a
+        single server; on a cluster one pipelined round trip per node."""
+        if not refs:
+            return []
+        keys = [tweet_key(author, tweet) for author, tweet in refs]
+        if isinstance(self._redis, RedisCluster):
+            raws = await self._redis.mget_nonatomic(keys)
+        else:
+            raws = await self._redis.mget(keys)
+        return [None if raw is None else Tweet.from_json(raw) for raw in raws]
+
+    async def timeline_page(self, author_id: int, first: int, before: int | None) -> TimelinePage:
+        """Ids of the author's tweets, newest first, strictly older than `before`."""
+        start = b"+" if before is None else b"(" + member(before)
+        members = await self._redis.zrange(
+            timeline_key(author_id), start, b"-", desc=True, bylex=True, offset=0, num=first + 1
+        )
+        ids = [int.from_bytes(raw, "big") for raw in members]
+        return TimelinePage(tweet_ids=ids[:first], has_next_page=len(ids) > first)
+
+    async def tombstone(self, tweet: Tweet) -> bool:
+        """Replace the document with its tombstone and drop it from the timeline. True if it was
+        live; repeating it changes nothing."""
+        keys = [tweet_key(tweet.author_id, tweet.tweet_id), timeline_key(tweet.author_id)]
+        args = [tweet.tombstone().to_json(), member(tweet.tweet_id)]
+        return bool(await self._tombstone(keys=keys, args=args))

@@ -1,0 +1,1 @@
+"""Plain HTTP endpoints that are not GraphQL."""
