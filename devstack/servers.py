@@ -37,18 +37,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_between(low: int, high: int, *, offsets: tuple[int, ...] = (0,)) -> int:
+    """A port in [low, high] such that port + each offset is free on loopback."""
+    for _ in range(500):
+        port = random.randint(low, high)
+        if all(_bindable(port + offset) for offset in offsets):
+            return port
+    raise PortInUse(f"no free port between {low} and {high}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
 def free_bolt_port() -> int:
     """A free port FalkorDB's Bolt listener accepts: it silently ignores BOLT_PORT above 32767
     (seen with FalkorDB 4.16.3), and ephemeral ports are usually higher."""
-    for _ in range(200):
-        port = random.randint(20_000, 32_767)
-        with socket.socket() as sock:
-            try:
-                sock.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            return port
-    raise PortInUse("no free port between 20000 and 32767 for the Bolt listener")
+    return free_port_between(20_000, 32_767)
 
 
 def require_free(port: int, what: str) -> None:

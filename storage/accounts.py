@@ -1,8 +1,9 @@
 """Account records in the documents Redis: profiles and the username registry.
 
 Keys (this module is their only writer):
-  user:{<id>}          hash: username, display_name, password_hash, created_at_ms, token_version.
-                       Hash-tagged by user id, so it sits on the user's shard next to their tweets.
+  user:{<id>}          JSON: username, display_name, password_hash, created_at_ms,
+                       token_version. Hash-tagged by user id, so it sits on the user's shard next
+                       to their tweets; a string, so a page of authors is one MGET per shard.
   username:<lower>     string: the user id that owns this name, compared case-insensitively.
                        `SET NX` on it is the single point where a sign-up commits; two sign-ups
                        racing for `Bob` and `bob` cannot both win it.
@@ -14,9 +15,10 @@ and node, which `fanout.actors.collect_unclaimed_account` removes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
-import redis.asyncio as aioredis
+from storage.redis_clients import DocumentsRedis, mget
 
 
 @dataclass(frozen=True)
@@ -37,37 +39,17 @@ def username_key(username: str) -> str:
     return f"username:{username.lower()}"
 
 
-def _decode(user_id: int, raw: dict[bytes, bytes]) -> Profile:
-    return Profile(
-        user_id=user_id,
-        username=raw[b"username"].decode(),
-        display_name=raw[b"display_name"].decode(),
-        password_hash=raw[b"password_hash"].decode(),
-        created_at_ms=int(raw[b"created_at_ms"]),
-        token_version=int(raw.get(b"token_version", b"0")),
-    )
-
-
 class AccountStore:
     """Profiles and username claims. All methods raise redis errors as they come."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: DocumentsRedis) -> None:
         self._redis = client
 
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def save_profile(self, profile: Profile) -> None:
-        await self._redis.hset(
-            profile_key(profile.user_id),
-            mapping={
-                "username": profile.username,
-                "display_name": profile.display_name,
-                "password_hash": profile.password_hash,
-                "created_at_ms": profile.created_at_ms,
-                "token_version": profile.token_version,
-            },
-        )
+        await self._redis.set(profile_key(profile.user_id), json.dumps(asdict(profile)))
 
     async def delete_profile(self, user_id: int) -> None:
         await self._redis.delete(profile_key(user_id))
@@ -84,11 +66,12 @@ class AccountStore:
         return None if raw is None else int(raw)
 
     async def profiles(self, user_ids: list[int]) -> dict[int, Profile]:
-        """Profiles by id in one pipeline; ids without a profile are absent from the result."""
+        """Profiles by id, one round trip per shard; ids without a profile are left out."""
         if not user_ids:
             return {}
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                pipe.hgetall(profile_key(user_id))
-            rows = await pipe.execute()
-        return {uid: _decode(uid, raw) for uid, raw in zip(user_ids, rows, strict=True) if raw}
+        raws = await mget(self._redis, [profile_key(user_id) for user_id in user_ids])
+        return {
+            user_id: Profile(**json.loads(raw))
+            for user_id, raw in zip(user_ids, raws, strict=True)
+            if raw is not None
+        }

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import io
+import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,8 +52,21 @@ class S3ObjectStore:
         self._bucket = bucket
 
     async def ensure_bucket(self) -> None:
+        """Create the bucket if needed and let anyone (the CDN) read `public/`, nothing else."""
         if not await asyncio.to_thread(self._client.bucket_exists, self._bucket):
             await asyncio.to_thread(self._client.make_bucket, self._bucket)
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{self._bucket}/public/*"],
+                }
+            ],
+        }
+        await asyncio.to_thread(self._client.set_bucket_policy, self._bucket, json.dumps(policy))
 
     async def presigned_put(self, key: str, content_type: str, expires_seconds: int) -> str:
         return await asyncio.to_thread(

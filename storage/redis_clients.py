@@ -23,3 +23,11 @@ def open_redis(url: str, *, timeout_seconds: float, cluster: bool = False) -> Do
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
     )
+
+
+async def mget(client: DocumentsRedis, keys: list[str]) -> list[bytes | None]:
+    """GET many keys in order: one MGET on a single server; on a cluster, keys in different
+    slots are grouped per node and pipelined (one round trip per node)."""
+    if isinstance(client, RedisCluster):
+        return await client.mget_nonatomic(keys)
+    return await client.mget(keys)

@@ -18,9 +18,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from redis.asyncio.cluster import RedisCluster
-
-from storage.redis_clients import DocumentsRedis
+from storage.redis_clients import DocumentsRedis, mget
 
 ID_BYTES = 8
 
@@ -174,11 +172,7 @@ class TweetStore:
         single server; on a cluster one pipelined round trip per node."""
         if not refs:
             return []
-        keys = [tweet_key(author, tweet) for author, tweet in refs]
-        if isinstance(self._redis, RedisCluster):
-            raws = await self._redis.mget_nonatomic(keys)
-        else:
-            raws = await self._redis.mget(keys)
+        raws = await mget(self._redis, [tweet_key(author, tweet) for author, tweet in refs])
         return [None if raw is None else Tweet.from_json(raw) for raw in raws]
 
     async def timeline_page(self, author_id: int, first: int, before: int | None) -> TimelinePage:

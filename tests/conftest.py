@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -20,12 +21,19 @@ import neo4j._async.io._bolt as bolt_io
 import pytest
 import redis
 
-from devstack.servers import LOOPBACK, ManagedProcess, free_bolt_port, free_port, start_redis
+from devstack.servers import (
+    LOOPBACK,
+    ManagedProcess,
+    free_bolt_port,
+    free_port,
+    free_port_between,
+    start_redis,
+)
 from graph.cypher import CypherGraph
 from graph.falkordb_store import FalkorDBGraph
 from graph.neo4j_store import Neo4jGraph
 from settings import Settings
-from tests.servers import run_worker, serve_api
+from tests.servers import run_worker, serve_api, wait_until
 
 BOLT_GRAPH = "falkordb"  # the graph FalkorDB's Bolt listener serves when no database is named
 
@@ -191,3 +199,60 @@ async def graph_engine(
         await store.ensure_schema()
     yield store
     await store.close()
+
+
+CLUSTER_SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    """A real 3-master Redis Cluster: three redis-server processes, met and given slots here."""
+    base = tmp_path_factory.mktemp("cluster")
+    nodes = []
+    for index in range(3):
+        port = free_port_between(20_000, 50_000, offsets=(0, 10_000))  # +10000: the cluster bus
+        data_dir = base / f"node{index}"
+        cluster_options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]
+        process = start_redis(f"cluster{index}", port, data_dir, extra=cluster_options)
+        nodes.append(RedisServer(process, port, data_dir))
+    admin = [node.client() for node in nodes]
+    for node in nodes[1:]:
+        admin[0].execute_command("CLUSTER", "MEET", LOOPBACK, node.port)
+    for client, (low, high) in zip(admin, CLUSTER_SLOT_RANGES, strict=True):
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+
+    def converged() -> bool:
+        return all(
+            c.cluster("info")["cluster_state"] == "ok"
+            and int(c.cluster("info")["cluster_known_nodes"]) == 3
+            for c in admin
+        )
+
+    wait_until(converged, timeout=30, what="the cluster to agree on its slots")
+    for client in admin:
+        client.close()
+    yield nodes
+    for node in nodes:
+        node.process.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server over real HTTP; yields its host:port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = ManagedProcess(
+        "moto",
+        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        log_path=log,
+    )
+
+    def answering() -> bool:
+        try:
+            return httpx.get(f"http://{LOOPBACK}:{port}/", timeout=1).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answering, timeout=60, what="moto's S3 server")
+    yield f"{LOOPBACK}:{port}"
+    server.stop()

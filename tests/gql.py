@@ -65,3 +65,40 @@ async def sign_up(client: httpx.AsyncClient, username: str) -> tuple[str, str]:
         {"username": username, "password": PASSWORD, "displayName": username.title()},
     )
     return data["signUp"]["token"], data["signUp"]["user"]["id"]
+
+
+CREATE_TWEET = """
+mutation($text: String!, $media: [ID!], $key: String) {
+  createTweet(text: $text, mediaIds: $media, idempotencyKey: $key) {
+    id text createdAt mentions hashtags
+    author { username }
+    media { url width height contentType }
+  }
+}
+"""
+
+DELETE_TWEET = "mutation($id: ID!) { deleteTweet(id: $id) }"
+
+TWEET = "query($id: ID!) { tweet(id: $id) { id text author { username } } }"
+
+TIMELINE = """
+query($u: String!, $first: Int!, $after: String) {
+  user(username: $u) {
+    tweets(first: $first, after: $after) {
+      edges { cursor node { id text } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}
+"""
+
+CREATE_MEDIA_UPLOAD = """
+mutation($type: String!, $size: Int!) {
+  createMediaUpload(contentType: $type, byteSize: $size) { id uploadUrl expiresInSeconds }
+}
+"""
+
+
+async def tweet(client: httpx.AsyncClient, token: str, text: str, **variables: object) -> dict:
+    data = await gql(client, CREATE_TWEET, {"text": text, **variables}, token=token)
+    return data["createTweet"]

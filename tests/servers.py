@@ -28,10 +28,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @contextmanager
 def serve_api(settings: Settings) -> Iterator[str]:
     """Serve the app with uvicorn in a thread (its own event loop); yields the base URL.
-    The public URLs of the local media backend are pointed at the chosen port."""
+    The local media backend's public URLs are pointed at the chosen port."""
     port = free_port()
     url = f"http://{LOOPBACK}:{port}"
-    settings = replace(settings, public_api_url=url, cdn_base_url=f"{url}/media")
+    if settings.media_backend == "local":
+        settings = replace(settings, public_api_url=url, cdn_base_url=f"{url}/media")
     config = uvicorn.Config(
         create_app(settings), host=LOOPBACK, port=port, log_level="warning", lifespan="on"
     )

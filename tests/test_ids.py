@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -11,6 +14,7 @@ from storage.ids import (
     IdGenerator,
     id_time_ms,
 )
+from tests.servers import ROOT
 
 
 class SteppedClock:
@@ -69,3 +73,19 @@ async def test_clock_going_backwards_stops_generation(redis_client: aioredis.Red
         await generator.stop()
     with pytest.raises(IdGenerationStopped):
         generator.next_id()
+
+
+async def test_ids_are_unique_across_four_processes(settings) -> None:
+    """100,000 ids from 4 processes started together: no repeats, each process in order."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.id_worker", settings.documents_redis_url, "25000",
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]  # fmt: skip
+    outputs = [await proc.communicate() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0, 0]
+    per_process = [[int(line) for line in out.split()] for out, _ in outputs]
+    assert all(ids == sorted(ids) and len(ids) == 25_000 for ids in per_process)
+    assert len({i for ids in per_process for i in ids}) == 100_000

@@ -1,0 +1,87 @@
+"""A page of 100 tweets with their authors costs a constant number of Redis commands (DataLoaders
+batch the documents and the profiles), counted on the server with MONITOR."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import redis
+
+from schema.ids import tweet_global_id
+from settings import Settings
+from storage.accounts import AccountStore, Profile
+from storage.redis_clients import open_redis
+from storage.tweets import Tweet, TweetStore
+
+START, END = "round-trips-start", "round-trips-end"
+
+
+class CommandLog:
+    """Commands the server runs between ECHO START and ECHO END, from MONITOR."""
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url)
+        self.commands: list[str] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _watch(self) -> None:
+        with self._client.monitor() as monitor:
+            self._ready.set()
+            recording = False
+            for entry in monitor.listen():
+                command = entry["command"]
+                if command == f"ECHO {START}":
+                    recording = True
+                elif command == f"ECHO {END}":
+                    return
+                elif recording:
+                    self.commands.append(command.split()[0].upper())
+
+    def mark(self, marker: str) -> None:
+        self._client.execute_command("ECHO", marker)
+
+    def close(self) -> list[str]:
+        self._thread.join(10)
+        self._client.close()
+        return self.commands
+
+
+async def seed(settings: Settings, authors: int) -> list[tuple[int, int]]:
+    client = open_redis(settings.documents_redis_url, timeout_seconds=5)
+    accounts = AccountStore(client)
+    tweets = TweetStore(client, idempotency_ttl_seconds=60)
+    refs = []
+    try:
+        for author in range(1, authors + 1):
+            await accounts.save_profile(Profile(author, f"user{author}", "U", "h", 1))
+            tweet_id = 10_000 + author
+            await tweets.create(Tweet(tweet_id, author, f"by {author}", 1), None, [])
+            refs.append((author, tweet_id))
+    finally:
+        await client.aclose()
+    return refs
+
+
+async def test_hundred_tweets_by_hundred_authors_cost_constant_commands(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    refs = await seed(settings, 100)
+    fields = " ".join(
+        f't{i}: tweet(id: "{tweet_global_id(a, t)}") {{ text author {{ username }} }}'
+        for i, (a, t) in enumerate(refs)
+    )
+    log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
+    log.mark(START)
+    response = await client.post("/graphql", json={"query": f"{{ {fields} }}"})
+    log.mark(END)
+    commands = await asyncio.to_thread(log.close)
+    data = response.json()["data"]
+    assert data["t99"] == {"text": "by 100", "author": {"username": "user100"}}
+    assert len(data) == 100
+    app_commands = [c for c in commands if c not in {"EVALSHA", "EVAL"}]  # id-lease renewals
+    assert app_commands == ["MGET", "MGET"], commands  # tweets, then their authors
