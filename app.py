@@ -29,9 +29,13 @@ from graph.factory import open_graph
 from ops.health import healthz
 from ops.metrics import Metrics, MetricsMiddleware
 from resolvers.context import RequestContext, Services, bearer_token
+from resolvers.feed import CELEBRITY_RECENT
 from schema.build import build_schema
 from settings import Settings
 from storage.accounts import AccountStore
+from storage.celebrity_timelines import CelebrityTimelines
+from storage.fanout_stats import FanoutStats
+from storage.feeds import open_feed_cache
 from storage.ids import IdGenerator
 from storage.media import open_media_library
 from storage.object_store import S3ObjectStore
@@ -57,7 +61,7 @@ class GraphQLApp(GraphQL):
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
     """Connect to every backend, set up the graph schema and the media bucket, lease an id
     worker, subscribe to tweet invalidations; undo all on exit."""
     documents = open_redis(
@@ -71,6 +75,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     media = open_media_library(settings, documents)
     cache = TweetCache(
         max_entries=settings.tweet_cache_size, ttl_seconds=settings.tweet_cache_ttl_seconds
+    )
+    feeds = open_feed_cache(settings)
+    metrics.fanout_stats = FanoutStats(feeds.client)
+    tweets = TweetStore(documents, idempotency_ttl_seconds=settings.idempotency_ttl_seconds)
+    celebrities = CelebrityTimelines(
+        tweets, per_celebrity=CELEBRITY_RECENT, refresh_seconds=settings.celebrity_refresh_seconds
     )
     subscribed = asyncio.Event()
     listener = asyncio.create_task(listen_for_invalidations(documents, cache, subscribed))
@@ -86,9 +96,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             graph=graph,
             documents=documents,
             accounts=AccountStore(documents),
-            tweets=TweetStore(documents, idempotency_ttl_seconds=settings.idempotency_ttl_seconds),
+            tweets=tweets,
             tweet_cache=cache,
             media=media,
+            feeds=feeds,
+            celebrities=celebrities,
+            metrics=metrics,
             ids=ids,
             passwords=PasswordHasher(
                 time_cost=settings.argon2_time_cost,
@@ -106,6 +119,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         jobs.close()
         await graph.close()
         await documents.aclose()
+        await feeds.client.aclose()
 
 
 def local_media_routes(settings: Settings) -> list[Route | Mount]:
@@ -125,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings, metrics) as services:
             app.state.services = services
             yield
 

@@ -56,6 +56,7 @@ class Settings:
     documents_redis_url: str = "redis://127.0.0.1:6379/0"
     documents_redis_cluster: bool = False  # true: the URL names one node of a Redis Cluster
     broker_redis_url: str = "redis://127.0.0.1:6379/0"
+    feed_redis_url: str = "redis://127.0.0.1:6379/0"  # evictable: feeds carry a TTL
     redis_timeout_seconds: float = 2.0
 
     # Jobs (Dramatiq): when a silent worker counts as dead, and how often queues are checked for
@@ -75,6 +76,18 @@ class Settings:
     tweet_cache_size: int = 10_000  # hot tweets kept per API process
     tweet_cache_ttl_seconds: float = 60.0
     idempotency_ttl_seconds: int = 24 * 3600
+
+    # Home feeds
+    feed_max: int = 800  # entries kept per feed
+    active_days: int = 30  # a feed unread this long expires: its owner is inactive
+    celebrity_followers: int = 100_000  # above this, an author is merged at read time
+    celebrity_hysteresis: float = 0.9  # ...and stays a celebrity until below this fraction
+    celebrities_merged_per_read: int = 20
+    celebrity_refresh_seconds: float = 1.5
+    fanout_page_size: int = 10_000  # followers read from the graph per query
+    fanout_batch_size: int = 1_000  # followers per delivery message
+    rebuild_tweets_per_followee: int = 50
+    presence_ttl_seconds: int = 60
 
     # Media
     media_backend: str = "local"  # "local" (a folder, served by the app) or "s3"

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from devstack.servers import (
+    FEED_REDIS_OPTIONS,
     LOOPBACK,
     ManagedProcess,
     PortInUse,
@@ -62,6 +63,7 @@ def main() -> int:
         "FALKORDB_URL": f"redis://{LOOPBACK}:{graph_port}",
         "DOCUMENTS_REDIS_URL": data_url,
         "BROKER_REDIS_URL": data_url,
+        "FEED_REDIS_URL": data_url,
         "JWT_SECRET": jwt_secret(var_dir),
         "MEDIA_BACKEND": "local",
         "MEDIA_LOCAL_DIR": str(var_dir / "media"),
@@ -79,7 +81,10 @@ def main() -> int:
         # volatile-lru can never evict a tweet or a queued job.
         children.append(
             start_redis(
-                "redis", data_port, var_dir / "redis", extra=["--maxmemory-policy", "volatile-lru"]
+                "redis",
+                data_port,
+                var_dir / "redis",
+                extra=["--maxmemory-policy", "volatile-lru", *FEED_REDIS_OPTIONS],
             )
         )
         logs = var_dir / "logs"

@@ -37,5 +37,17 @@ class Jobs:
             actor.send_with_options, args=(owner_id, media_id), delay=int(delay_seconds * 1000)
         )
 
+    async def fan_out(self, author_id: int, tweet_id: int) -> None:
+        """Queue delivery of a new tweet to its author's followers' feeds."""
+        await asyncio.to_thread(self._actors["fan_out"].send, author_id, tweet_id, "push")
+
+    async def retract(self, author_id: int, tweet_id: int) -> None:
+        """Queue removal of a deleted tweet from its author's followers' feeds."""
+        await asyncio.to_thread(self._actors["fan_out"].send, author_id, tweet_id, "unpush")
+
+    async def reconcile(self, follower_id: int, followee_id: int) -> None:
+        """Queue the clean-up of a follower's feed after an unfollow."""
+        await asyncio.to_thread(self._actors["reconcile"].send, follower_id, followee_id)
+
     def close(self) -> None:
         self._broker.close()

@@ -13,6 +13,8 @@ from graph.cypher import CypherGraph
 from graph.factory import open_graph
 from settings import Settings
 from storage.accounts import AccountStore
+from storage.fanout_stats import FanoutStats
+from storage.feeds import FeedCache, open_feed_cache
 from storage.media import MediaLibrary, open_media_library
 from storage.redis_clients import open_redis
 from storage.tweets import TweetStore
@@ -25,6 +27,8 @@ class WorkerResources:
     accounts: AccountStore
     tweets: TweetStore
     media: MediaLibrary
+    feeds: FeedCache
+    stats: FanoutStats
 
 
 _settings: Settings | None = None
@@ -46,11 +50,14 @@ async def resources() -> WorkerResources:
             timeout_seconds=_settings.redis_timeout_seconds,
             cluster=_settings.documents_redis_cluster,
         )
+        feeds = open_feed_cache(_settings)
         _resources = WorkerResources(
             settings=_settings,
             graph=open_graph(_settings),
             accounts=AccountStore(documents),
             tweets=TweetStore(documents, idempotency_ttl_seconds=_settings.idempotency_ttl_seconds),
             media=open_media_library(_settings, documents),
+            feeds=feeds,
+            stats=FanoutStats(feeds.client),
         )
     return _resources

@@ -117,6 +117,25 @@ ORDER BY mutuals DESC, id ASC
 LIMIT $limit
 """
 
+# Fan-out and feed rebuilds. Follower pages go by id (a cursor that new follows cannot shift).
+FOLLOWER_IDS_PAGE = """
+MATCH (f:User)-[:FOLLOWS]->(:User {id: $id})
+WHERE f.id > $after
+RETURN f.id AS id
+ORDER BY id
+LIMIT $limit
+"""
+
+FOLLOWEE_IDS = """
+MATCH (:User {id: $id})-[:FOLLOWS]->(f:User)
+RETURN f.id, coalesce(f.celebrity, false)
+LIMIT $limit
+"""
+
+CELEBRITY_STATUS = "MATCH (u:User {id: $id}) RETURN u.followers, coalesce(u.celebrity, false)"
+
+SET_CELEBRITY = "MATCH (u:User {id: $id}) SET u.celebrity = $flag"
+
 PING = "RETURN 1"
 
 
@@ -208,6 +227,28 @@ class CypherGraph(abc.ABC):
         params = {"id": _key(user_id), "sample": self.who_to_follow_sample, "limit": first}
         rows = await self._read(WHO_TO_FOLLOW, params)
         return [Suggestion(user_id=int(row[0]), mutual_followers=row[1]) for row in rows]
+
+    async def follower_ids_page(self, user_id: int, after: int | None, limit: int) -> list[int]:
+        """Up to `limit` follower ids greater than `after`, ascending (fan-out paging)."""
+        params = {
+            "id": _key(user_id),
+            "after": "" if after is None else _key(after),
+            "limit": limit,
+        }
+        return [int(row[0]) for row in await self._read(FOLLOWER_IDS_PAGE, params)]
+
+    async def followee_ids(self, user_id: int) -> list[tuple[int, bool]]:
+        """Everyone the user follows (at most MAX_FOLLOWING), each with its celebrity flag."""
+        params = {"id": _key(user_id), "limit": self.max_following}
+        return [(int(row[0]), bool(row[1])) for row in await self._read(FOLLOWEE_IDS, params)]
+
+    async def celebrity_status(self, user_id: int) -> tuple[int, bool] | None:
+        """(followers count, celebrity flag) of the user, or None if there is no such user."""
+        rows = await self._read(CELEBRITY_STATUS, {"id": _key(user_id)})
+        return (rows[0][0], bool(rows[0][1])) if rows else None
+
+    async def set_celebrity(self, user_id: int, flag: bool) -> None:
+        await self._write(SET_CELEBRITY, {"id": _key(user_id), "flag": flag})
 
     async def _edge_page(
         self, query: str, user_id: int, first: int, after: EdgeCursor | None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from storage.fanout_stats import FanoutStats
 
 
 class Metrics:
@@ -16,6 +18,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.fanout_stats: FanoutStats | None = None  # set once the feed Redis is connected
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests by route, method and status.",
@@ -29,7 +32,34 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.feed_misses = Counter(
+            "feed_cache_misses_total",
+            "Feed reads that found no complete cached feed.",
+            registry=self.registry,
+        )
+        self.feed_rebuilds = Histogram(
+            "feed_rebuild_duration_seconds",
+            "Time to rebuild one feed from the graph and the tweet shards.",
+            registry=self.registry,
+        )
+        # Fan-out happens in the workers; they record into Redis and a scrape reads it here.
+        self.fanout_counters = Gauge(
+            "fanout_total", "Fan-out work done by all workers.", ["what"], registry=self.registry
+        )
+        self.fanout_lag = Gauge(
+            "fanout_lag_feeds",
+            "Feeds reached, by the bucket (ms, upper bound) of tweet-created-to-pushed lag.",
+            ["le_ms"],
+            registry=self.registry,
+        )
+
     async def endpoint(self, request: Request) -> Response:
+        if self.fanout_stats is not None:
+            counters, lag = await self.fanout_stats.counters()
+            for what, value in counters.items():  # batches, feeds_considered, inserts
+                self.fanout_counters.labels(what).set(value)
+            for bucket, value in lag.items():
+                self.fanout_lag.labels(bucket).set(value)
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -13,9 +13,12 @@ from auth.tokens import InvalidToken, TokenIssuer
 from fanout.jobs import Jobs
 from graph.cypher import CypherGraph
 from graph.port import FollowCounts
+from ops.metrics import Metrics
 from schema.errors import Unauthenticated
 from settings import Settings
 from storage.accounts import AccountStore, Profile
+from storage.celebrity_timelines import CelebrityTimelines
+from storage.feeds import FeedCache
 from storage.ids import IdGenerator
 from storage.media import MediaLibrary
 from storage.redis_clients import DocumentsRedis
@@ -34,6 +37,9 @@ class Services:
     tweets: TweetStore
     tweet_cache: TweetCache
     media: MediaLibrary
+    feeds: FeedCache
+    celebrities: CelebrityTimelines
+    metrics: Metrics
     ids: IdGenerator
     passwords: PasswordHasher
     tokens: TokenIssuer

@@ -14,6 +14,7 @@ from graph.port import (
 )
 from resolvers.context import RequestContext
 from schema.errors import BadUserInput, NotFound
+from storage.feeds import FeedRef
 
 
 def page_size(ctx: RequestContext, first: int) -> int:
@@ -26,9 +27,10 @@ def page_size(ctx: RequestContext, first: int) -> int:
 
 async def follow(ctx: RequestContext, followee_id: int) -> int:
     """Make the viewer follow `followee_id`; returns the followee's id. Idempotent."""
+    services = ctx.services
     viewer = await ctx.viewer_id()
     try:
-        await ctx.services.graph.follow(viewer, followee_id, at_ms=int(time.time() * 1000))
+        await services.graph.follow(viewer, followee_id, at_ms=int(time.time() * 1000))
     except CannotFollowSelf:
         raise BadUserInput("you cannot follow yourself", field="userId") from None
     except UnknownUser:
@@ -36,7 +38,20 @@ async def follow(ctx: RequestContext, followee_id: int) -> int:
     except FollowLimitReached:
         limit = ctx.services.settings.max_following
         raise BadUserInput(f"you already follow the maximum of {limit} accounts") from None
+    await services.feeds.invalidate_following(viewer)
+    await merge_recent_tweets(ctx, viewer, followee_id)
     return followee_id
+
+
+async def merge_recent_tweets(ctx: RequestContext, viewer: int, followee_id: int) -> None:
+    """Put the new followee's recent tweets into the viewer's feed right away (if the viewer
+    has a feed; celebrities' tweets are merged at read time anyway)."""
+    services = ctx.services
+    per_author = services.settings.rebuild_tweets_per_followee
+    recent = await services.tweets.recent_tweet_ids([followee_id], per_author)
+    refs = [FeedRef(tweet_id, followee_id) for tweet_id in recent[followee_id]]
+    if refs:
+        await services.feeds.merge_into_feed(viewer, refs)
 
 
 async def unfollow(ctx: RequestContext, followee_id: int) -> int:
@@ -44,10 +59,15 @@ async def unfollow(ctx: RequestContext, followee_id: int) -> int:
     viewer = await ctx.viewer_id()
     if viewer == followee_id:
         raise BadUserInput("you cannot unfollow yourself", field="userId")
+    services = ctx.services
     try:
-        await ctx.services.graph.unfollow(viewer, followee_id)
+        await services.graph.unfollow(viewer, followee_id)
     except UnknownUser:
         raise NotFound("no such user", field="userId") from None
+    # Reads stop showing the followee at once (the followee set is dropped); the job only
+    # reclaims the feed space.
+    await services.feeds.invalidate_following(viewer)
+    await services.jobs.reconcile(viewer, followee_id)
     return followee_id
 
 

@@ -8,6 +8,7 @@ from resolvers import tweet_text
 from resolvers.context import RequestContext
 from resolvers.social import page_size
 from schema.errors import BadUserInput, Forbidden, NotFound
+from storage.feeds import FeedRef
 from storage.media import MAX_MEDIA_PER_TWEET, MediaInvalid, MediaNotFound, media_key
 from storage.tweet_cache import publish_invalidation
 from storage.tweets import MediaNotAttachable, TimelinePage, Tweet
@@ -61,6 +62,9 @@ async def create_tweet(
         hashtags=tweet_text.hashtags(text),
         media=tuple(media),
     )
+    # Fan-out is queued before the tweet is stored, so no stored tweet ever lacks its fan-out; a
+    # job whose tweet never appears (a crash here, or a repeated idempotency key) is dropped.
+    await services.jobs.fan_out(viewer, tweet.tweet_id)
     try:
         stored_id = await services.tweets.create(
             tweet, idempotency_key, [media_key(viewer, m) for m in media_ids]
@@ -69,7 +73,11 @@ async def create_tweet(
         raise BadUserInput(
             "a media item is already attached to a tweet", field="mediaIds"
         ) from None
-    return tweet if stored_id == tweet.tweet_id else await _existing(ctx, viewer, stored_id)
+    if stored_id != tweet.tweet_id:
+        return await _existing(ctx, viewer, stored_id)
+    # Read-your-writes: into the author's own feed now (a missing feed is rebuilt with it).
+    await services.feeds.merge_into_feed(viewer, [FeedRef(tweet.tweet_id, viewer)])
+    return tweet
 
 
 async def _existing(ctx: RequestContext, author_id: int, tweet_id: int) -> Tweet:
@@ -92,6 +100,8 @@ async def delete_tweet(ctx: RequestContext, author_id: int, tweet_id: int) -> No
     await services.tweets.tombstone(tweet)
     services.tweet_cache.evict((author_id, tweet_id))
     await publish_invalidation(services.documents, (author_id, tweet_id))
+    await services.jobs.retract(author_id, tweet_id)  # reclaim feed space; reads already hide it
+    await services.feeds.drop_refs(author_id, [FeedRef(tweet_id, author_id)])
     if tweet.media:
         await services.jobs.purge_tweet_media(author_id, tweet_id)
 

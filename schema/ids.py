@@ -7,6 +7,7 @@ import binascii
 
 from graph.port import EdgeCursor
 from schema.errors import BadUserInput
+from storage.feeds import FeedRef
 
 _MAX_ID = 2**63 - 1
 
@@ -76,3 +77,14 @@ def timeline_cursor(tweet_id: int) -> str:
 
 def parse_timeline_cursor(token: str | None) -> int | None:
     return None if token is None else _parts(token, "timeline", 1, "cursor")[0]
+
+
+def feed_cursor(ref: FeedRef) -> str:
+    return _b64(f"feed:{ref.tweet_id}:{ref.author_id}")
+
+
+def parse_feed_cursor(token: str | None) -> FeedRef | None:
+    if token is None:
+        return None
+    tweet_id, author_id = _parts(token, "feed", 2, "cursor")
+    return FeedRef(tweet_id=tweet_id, author_id=author_id)

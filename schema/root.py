@@ -5,16 +5,28 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from resolvers import accounts, media, social, tweets
+from resolvers import accounts, feed, media, social, tweets
 from resolvers.context import RequestContext
 from schema.errors import NotFound
 from schema.ids import (
+    feed_cursor,
     media_global_id,
+    parse_feed_cursor,
     parse_media_global_id,
     parse_tweet_global_id,
     parse_user_global_id,
 )
-from schema.types import AuthPayload, MediaUpload, Suggestion, TweetNode, User
+from schema.types import (
+    DEFAULT_PAGE_SIZE,
+    AuthPayload,
+    MediaUpload,
+    PageInfo,
+    Suggestion,
+    TweetConnection,
+    TweetEdge,
+    TweetNode,
+    User,
+)
 
 Ctx = Info[RequestContext, None]
 
@@ -36,6 +48,22 @@ class Query:
     async def user(self, info: Ctx, username: str) -> User | None:
         profile = await accounts.find_by_username(info.context, username)
         return None if profile is None else User(profile=profile)
+
+    @strawberry.field(
+        description="Your home feed: your tweets and those of everyone you follow, newest first."
+    )
+    async def feed(
+        self, info: Ctx, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> TweetConnection:
+        result = await feed.read_feed(info.context, first, parse_feed_cursor(after))
+        edges = [
+            TweetEdge(cursor=feed_cursor(item.ref), node=TweetNode(tweet=item.tweet))
+            for item in result.items
+        ]
+        end = feed_cursor(result.end_cursor) if result.end_cursor else None
+        return TweetConnection(
+            edges=edges, page_info=PageInfo(has_next_page=result.has_next_page, end_cursor=end)
+        )
 
     @strawberry.field(description="A tweet by id; null if there is none or it was deleted.")
     async def tweet(self, info: Ctx, id: strawberry.ID) -> TweetNode | None:

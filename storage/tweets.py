@@ -184,6 +184,30 @@ class TweetStore:
         ids = [int.from_bytes(raw, "big") for raw in members]
         return TimelinePage(tweet_ids=ids[:first], has_next_page=len(ids) > first)
 
+    async def recent_tweet_ids(
+        self, author_ids: list[int], per_author: int
+    ) -> dict[int, list[int]]:
+        """The newest `per_author` tweet ids of each author (newest first): one pipelined round
+        trip per shard, the shards queried concurrently on a cluster."""
+        if not author_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for author in author_ids:
+                pipe.zrange(
+                    timeline_key(author),
+                    b"+",
+                    b"-",
+                    desc=True,
+                    bylex=True,
+                    offset=0,
+                    num=per_author,
+                )
+            results = await pipe.execute()
+        return {
+            author: [int.from_bytes(raw, "big") for raw in members]
+            for author, members in zip(author_ids, results, strict=True)
+        }
+
     async def tombstone(self, tweet: Tweet) -> bool:
         """Replace the document with its tombstone and drop it from the timeline. True if it was
         live; repeating it changes nothing."""

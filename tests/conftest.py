@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from devstack.servers import (
+    FEED_REDIS_OPTIONS,
     LOOPBACK,
     ManagedProcess,
     free_bolt_port,
@@ -65,7 +66,9 @@ def _start(tmp: Path, name: str, **options: object) -> RedisServer:
 
 @pytest.fixture(scope="session")
 def data_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = _start(tmp_path_factory.mktemp("servers"), "data", appendonly=False)
+    server = _start(
+        tmp_path_factory.mktemp("servers"), "data", appendonly=False, extra=FEED_REDIS_OPTIONS
+    )
     yield server
     server.process.stop()
 
@@ -124,6 +127,7 @@ def settings(data_redis: RedisServer, falkordb_server: RedisServer, tmp_path: Pa
         graph_name=f"social-{uuid.uuid4().hex[:8]}",
         documents_redis_url=data_redis.url,
         broker_redis_url=data_redis.url,
+        feed_redis_url=data_redis.url,
         media_local_dir=str(tmp_path / "media"),
     )
 

@@ -148,3 +148,19 @@ async def test_bulk_loaders_keep_counts_exact(graph_engine: CypherGraph) -> None
     assert counts[users[0]] == FollowCounts(followers=39, following=9)
     assert counts[users[20]] == FollowCounts(followers=0, following=10)
     assert sum(c.following for c in counts.values()) == len(edges)
+
+
+async def test_fan_out_reads(graph_engine: CypherGraph) -> None:
+    followers = list(range(4000, 4012))
+    await graph_engine.bulk_create_users([(u, f"u{u}") for u in [ALICE, BOB, *followers]])
+    await graph_engine.bulk_follow([(f, ALICE, 1) for f in followers] + [(ALICE, BOB, 1)])
+    pages, after = [], None
+    while page := await graph_engine.follower_ids_page(ALICE, after, 5):
+        pages.append(page)
+        after = page[-1]
+    assert [len(p) for p in pages] == [5, 5, 2]
+    assert [i for p in pages for i in p] == followers
+    assert await graph_engine.celebrity_status(ALICE) == (12, False)
+    await graph_engine.set_celebrity(BOB, True)
+    assert await graph_engine.followee_ids(ALICE) == [(BOB, True)]
+    assert await graph_engine.celebrity_status(9999) is None
