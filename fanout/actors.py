@@ -17,7 +17,7 @@ from fanout.planner import batches, celebrity_flag, live_event
 from fanout.runtime import resources
 from storage.feeds import FeedRef
 
-PUSH, UNPUSH = "push", "unpush"
+PUSH, UNPUSH, REFLAG = "push", "unpush", "reflag"
 STORE_WAIT_SECONDS = 0.02  # fan-out is enqueued before the tweet is stored: wait a moment
 STORE_WAIT_TRIES = 5
 
@@ -33,11 +33,13 @@ async def _send(actor_name: str, *args: Any) -> None:
 
 
 async def fan_out(author_id: int, tweet_id: int, action: str, after: int | None = None) -> None:
-    """Deliver a new tweet (`push`) or a deleted one's removal (`unpush`) to the author's
-    followers' feeds: page the followers from the graph, one delivery message per batch.
+    """Deliver a new tweet (`push`), a deleted one's removal (`unpush`), or the news that the
+    author's celebrity flag changed (`reflag`) to the author's followers: page the followers
+    from the graph, one delivery message per batch.
 
     The first message of a push checks the tweet is stored and whether the author is (still) a
-    celebrity, whose tweets are not pushed but merged at read time. A page of
+    celebrity, whose tweets are not pushed but merged at read time. A flag that changes makes
+    every follower's cached followee set stale, so a `reflag` pass drops them. A page of
     FANOUT_PAGE_SIZE followers is handled per message; the next page is a new message, so a
     huge audience is shared by all workers and no message runs long.
     """
@@ -46,7 +48,10 @@ async def fan_out(author_id: int, tweet_id: int, action: str, after: int | None 
     if after is None and action == PUSH:
         if not await _tweet_is_live(author_id, tweet_id):
             return
-        if await _update_celebrity_flag(author_id):
+        celebrity, changed = await _update_celebrity_flag(author_id)
+        if changed:
+            await _send("fan_out", author_id, tweet_id, REFLAG)
+        if celebrity:
             return
     page = await stores.graph.follower_ids_page(author_id, after, settings.fanout_page_size)
     for batch in batches(page, settings.fanout_batch_size):
@@ -66,34 +71,37 @@ async def _tweet_is_live(author_id: int, tweet_id: int) -> bool:
     raise TweetNotStoredYet(f"tweet {tweet_id} of {author_id}")
 
 
-async def _update_celebrity_flag(author_id: int) -> bool:
-    """Re-decide the author's celebrity flag from their follower count; returns it."""
+async def _update_celebrity_flag(author_id: int) -> tuple[bool, bool]:
+    """Re-decide the author's celebrity flag from their follower count: (flag, changed)."""
     stores = await resources()
     settings = stores.settings
     status = await stores.graph.celebrity_status(author_id)
     if status is None:
-        return False
+        return False, False
     followers, flagged = status
     flag = celebrity_flag(
         followers, flagged, settings.celebrity_followers, settings.celebrity_hysteresis
     )
     if flag != flagged:
         await stores.graph.set_celebrity(author_id, flag)
-    return flag
+    return flag, flag != flagged
 
 
 async def deliver(author_id: int, tweet_id: int, follower_ids: list[int], action: str) -> None:
     """Push the tweet into (or remove it from) the existing feeds of one batch of followers,
-    with one script call; online followers get a live event, once. Safe to repeat."""
+    with one script call; online followers get a live event, once. Or drop their cached
+    followee sets (`reflag`). Safe to repeat."""
     stores = await resources()
     ref = FeedRef(tweet_id=tweet_id, author_id=author_id)
     if action == PUSH:
         event = live_event("tweet", author_id, tweet_id)
         changed = await stores.feeds.push_to_feeds(ref, follower_ids, event)
         await stores.stats.record_batch(tweet_id, len(follower_ids), changed)
-    else:
+    elif action == UNPUSH:
         event = live_event("deleted", author_id, tweet_id)
         await stores.feeds.unpush_from_feeds(ref, follower_ids, event)
+    else:
+        await stores.feeds.invalidate_following_many(follower_ids)
 
 
 async def reconcile(follower_id: int, followee_id: int) -> None:

@@ -308,9 +308,14 @@ class FeedCache:
 
     async def invalidate_following(self, viewer_id: int) -> None:
         """Call after every follow/unfollow of the viewer, once the graph has changed."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(following_version_key(viewer_id))
-            pipe.delete(following_key(viewer_id), following_celebs_key(viewer_id))
+        await self.invalidate_following_many([viewer_id])
+
+    async def invalidate_following_many(self, viewer_ids: list[int]) -> None:
+        """Drop the cached followee sets of many viewers (one round trip)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for viewer_id in viewer_ids:
+                pipe.incr(following_version_key(viewer_id))
+                pipe.delete(following_key(viewer_id), following_celebs_key(viewer_id))
             await pipe.execute()
 
     # -- presence ------------------------------------------------------------------------------

@@ -102,3 +102,29 @@ mutation($type: String!, $size: Int!) {
 async def tweet(client: httpx.AsyncClient, token: str, text: str, **variables: object) -> dict:
     data = await gql(client, CREATE_TWEET, {"text": text, **variables}, token=token)
     return data["createTweet"]
+
+
+FEED = """
+query($first: Int!, $after: String) {
+  feed(first: $first, after: $after) {
+    edges { cursor node { id text author { username } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+FOLLOW = "mutation($id: ID!) { follow(userId: $id) { id } }"
+UNFOLLOW = "mutation($id: ID!) { unfollow(userId: $id) { id } }"
+
+
+async def read_feed(client: httpx.AsyncClient, token: str, first: int = 100) -> list[str]:
+    """Every text in the viewer's feed, newest first, paging with `first` until the end."""
+    texts: list[str] = []
+    after = None
+    while True:
+        data = await gql(client, FEED, {"first": first, "after": after}, token=token)
+        page = data["feed"]
+        texts += [edge["node"]["text"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return texts
+        after = page["pageInfo"]["endCursor"]

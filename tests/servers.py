@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import redis
 import uvicorn
 
 from app import create_app
@@ -78,3 +79,17 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def queues_idle(settings: Settings, queues: tuple[str, ...]) -> bool:
+    """True when none of these Dramatiq queues holds a message not yet acknowledged (delayed
+    ones included)."""
+    client = redis.Redis.from_url(settings.broker_redis_url)
+    try:
+        pending = 0
+        for queue in queues:
+            pending += client.hlen(f"dramatiq:{queue}.msgs")
+            pending += client.hlen(f"dramatiq:{queue}.DQ.msgs")
+        return pending == 0
+    finally:
+        client.close()
