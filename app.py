@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 
 from auth.passwords import PasswordHasher
 from auth.tokens import TokenIssuer
@@ -31,12 +32,14 @@ from ops.metrics import Metrics, MetricsMiddleware
 from resolvers.context import RequestContext, Services, bearer_token
 from resolvers.feed import CELEBRITY_RECENT
 from schema.build import build_schema
+from schema.errors import Unauthenticated
 from settings import Settings
 from storage.accounts import AccountStore
 from storage.celebrity_timelines import CelebrityTimelines
 from storage.fanout_stats import FanoutStats
 from storage.feeds import open_feed_cache
 from storage.ids import IdGenerator
+from storage.live_hub import LiveHub
 from storage.media import open_media_library
 from storage.object_store import S3ObjectStore
 from storage.redis_clients import open_redis
@@ -54,7 +57,24 @@ class GraphQLApp(GraphQL):
     """Strawberry's ASGI app with our context and a GraphiQL page served from local assets."""
 
     async def get_context(self, request: Request | WebSocket, response: object) -> RequestContext:
-        return RequestContext(services=request.app.state.services, token=bearer_token(request))
+        return RequestContext(
+            services=request.app.state.services,
+            token=bearer_token(request),
+            websocket=request if isinstance(request, WebSocket) else None,
+        )
+
+    async def on_ws_connect(self, context: RequestContext) -> None:
+        """Authenticate a WebSocket from its connection_init payload (or the upgrade request's
+        Authorization header); refuse the connection otherwise."""
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if isinstance(header, str):
+            scheme, _, token = header.partition(" ")
+            context.token = token.strip() if scheme.lower() == "bearer" else header.strip()
+        try:
+            await context.viewer_id()
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"message": str(exc), "code": exc.code}) from None
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(GRAPHIQL_PAGE, media_type="text/html")
@@ -82,6 +102,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
     celebrities = CelebrityTimelines(
         tweets, per_celebrity=CELEBRITY_RECENT, refresh_seconds=settings.celebrity_refresh_seconds
     )
+    live = LiveHub(feeds, celebrities, presence_ttl_seconds=settings.presence_ttl_seconds)
     subscribed = asyncio.Event()
     listener = asyncio.create_task(listen_for_invalidations(documents, cache, subscribed))
     try:
@@ -91,6 +112,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         await ids.start()
         async with asyncio.timeout(settings.redis_timeout_seconds * 5):
             await subscribed.wait()
+        await live.start()
         yield Services(
             settings=settings,
             graph=graph,
@@ -101,6 +123,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             media=media,
             feeds=feeds,
             celebrities=celebrities,
+            live=live,
             metrics=metrics,
             ids=ids,
             passwords=PasswordHasher(
@@ -112,6 +135,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             jobs=jobs,
         )
     finally:
+        await live.stop()
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from auth.passwords import PasswordHasher
-from auth.tokens import InvalidToken, TokenIssuer
+from auth.tokens import Claims, InvalidToken, TokenIssuer
 from fanout.jobs import Jobs
 from graph.cypher import CypherGraph
 from graph.port import FollowCounts
@@ -20,6 +21,7 @@ from storage.accounts import AccountStore, Profile
 from storage.celebrity_timelines import CelebrityTimelines
 from storage.feeds import FeedCache
 from storage.ids import IdGenerator
+from storage.live_hub import LiveHub
 from storage.media import MediaLibrary
 from storage.redis_clients import DocumentsRedis
 from storage.tweet_cache import TweetCache, TweetRef
@@ -39,6 +41,7 @@ class Services:
     media: MediaLibrary
     feeds: FeedCache
     celebrities: CelebrityTimelines
+    live: LiveHub
     metrics: Metrics
     ids: IdGenerator
     passwords: PasswordHasher
@@ -52,13 +55,25 @@ def bearer_token(connection: HTTPConnection) -> str | None:
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
+_LOADERS = ("profiles", "counts", "viewer_follows", "tweets")
+
+
 @dataclass
 class RequestContext:
-    """What one GraphQL request sees: services, its DataLoaders, and the caller's token."""
+    """What one GraphQL request (or one WebSocket) sees: services, its DataLoaders, and the
+    caller's token. Over a WebSocket the token comes with connection_init (`connection_params`)
+    and `websocket` lets a subscription close the socket."""
 
     services: Services
     token: str | None
+    websocket: WebSocket | None = None
+    connection_params: dict[str, object] | None = None
     _viewer_id: int | None = field(default=None, init=False)
+
+    def reset_loaders(self) -> None:
+        """Forget every DataLoader's cache (long-lived WebSocket contexts call this)."""
+        for name in _LOADERS:
+            self.__dict__.pop(name, None)
 
     @cached_property
     def profiles(self) -> DataLoader[int, Profile | None]:
@@ -107,17 +122,22 @@ class RequestContext:
 
         return DataLoader(load_fn=load)
 
-    async def viewer_id(self) -> int:
-        """The authenticated caller's id, or UNAUTHENTICATED. The token must be well signed,
-        unexpired, and of the account's current token version."""
-        if self._viewer_id is not None:
-            return self._viewer_id
+    def claims(self) -> Claims:
+        """The token's verified claims, or UNAUTHENTICATED."""
         if self.token is None:
             raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
         try:
-            claims = self.services.tokens.verify(self.token)
+            return self.services.tokens.verify(self.token)
         except InvalidToken:
             raise Unauthenticated("invalid or expired token") from None
+
+    async def viewer_id(self, *, fresh: bool = False) -> int:
+        """The authenticated caller's id, or UNAUTHENTICATED. The token must be well signed,
+        unexpired, and of the account's current token version. `fresh` checks again instead of
+        trusting this context's earlier answer."""
+        if self._viewer_id is not None and not fresh:
+            return self._viewer_id
+        claims = self.claims()
         profile = await self.profiles.load(claims.user_id)
         if profile is None or profile.token_version != claims.token_version:
             raise Unauthenticated("invalid or expired token")

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.extensions import QueryDepthLimiter
 
 from schema.errors import CodedErrors
-from schema.root import Mutation, Query
+from schema.root import Mutation, Query, Subscription
 
 
 class Schema(strawberry.Schema):
@@ -21,5 +21,6 @@ def build_schema(*, max_query_depth: int) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[CodedErrors, lambda: QueryDepthLimiter(max_depth=max_query_depth)],
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 from strawberry.types import Info
 
-from resolvers import accounts, feed, media, social, tweets
+from resolvers import accounts, feed, live, media, social, tweets
 from resolvers.context import RequestContext
 from schema.errors import NotFound
 from schema.ids import (
@@ -15,14 +17,18 @@ from schema.ids import (
     parse_media_global_id,
     parse_tweet_global_id,
     parse_user_global_id,
+    tweet_global_id,
 )
 from schema.types import (
     DEFAULT_PAGE_SIZE,
     AuthPayload,
+    FeedTweet,
+    FeedUpdate,
     MediaUpload,
     PageInfo,
     Suggestion,
     TweetConnection,
+    TweetDeleted,
     TweetEdge,
     TweetNode,
     User,
@@ -140,3 +146,23 @@ class Mutation:
     async def delete_tweet(self, info: Ctx, id: strawberry.ID) -> strawberry.ID:
         await tweets.delete_tweet(info.context, *parse_tweet_global_id(id))
         return id
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="New tweets in your feed and deletions, live. Authenticate in "
+        'connection_init: {"Authorization": "Bearer <token>"}. With `after` (a feed '
+        "cursor), what the feed gained since is replayed first."
+    )
+    async def feed_updates(
+        self, info: Ctx, after: str | None = None
+    ) -> AsyncGenerator[FeedUpdate, None]:
+        async for update in live.feed_updates(info.context, parse_feed_cursor(after)):
+            if isinstance(update, live.Deleted):
+                ref = update.ref
+                yield TweetDeleted(
+                    tweet_id=strawberry.ID(tweet_global_id(ref.author_id, ref.tweet_id))
+                )
+            else:
+                yield FeedTweet(cursor=feed_cursor(update.ref), tweet=TweetNode(tweet=update.tweet))

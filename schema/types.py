@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -234,3 +235,17 @@ async def user_connection(
     return UserConnection(
         edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end_cursor)
     )
+
+
+@strawberry.type(description="A tweet that just entered your feed.")
+class FeedTweet:
+    cursor: str = strawberry.field(description="Resubscribe with this to miss nothing.")
+    tweet: TweetNode
+
+
+@strawberry.type(description="A tweet that was deleted: remove it from your view.")
+class TweetDeleted:
+    tweet_id: strawberry.ID
+
+
+FeedUpdate = Annotated[FeedTweet | TweetDeleted, strawberry.union("FeedUpdate")]

@@ -321,7 +321,13 @@ class FeedCache:
     # -- presence ------------------------------------------------------------------------------
 
     async def mark_online(self, viewer_id: int, ttl_seconds: int) -> None:
-        await self._redis.set(presence_key(viewer_id), 1, ex=ttl_seconds)
+        await self.mark_online_many([viewer_id], ttl_seconds)
+
+    async def mark_online_many(self, viewer_ids: list[int], ttl_seconds: int) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for viewer_id in viewer_ids:
+                pipe.set(presence_key(viewer_id), 1, ex=ttl_seconds)
+            await pipe.execute()
 
 
 def open_feed_cache(settings: Settings) -> FeedCache:

@@ -1,0 +1,90 @@
+"""The feedUpdates subscription: what a connected viewer's feed gains (and loses) as it happens.
+
+On subscribe with a cursor, the feed entries newer than it are replayed first (oldest first), so
+a client that reconnects misses nothing the feed still holds. Then live events follow, filtered by
+the same rules as a feed read. The token is re-checked when it expires and every
+TOKEN_RECHECK_SECONDS (revocation); a token that no longer holds closes the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from resolvers.context import RequestContext
+from resolvers.feed import FeedItem, feed_source, followees, read_feed, visible_items
+from schema.errors import Unauthenticated
+from storage.feeds import FeedRef
+from storage.live_hub import LiveEvent
+
+TOKEN_RECHECK_SECONDS = 30.0
+CLOSE_UNAUTHENTICATED = 4401
+
+
+@dataclass(frozen=True)
+class Deleted:
+    ref: FeedRef
+
+
+Update = FeedItem | Deleted
+
+
+async def replay(ctx: RequestContext, after: FeedRef) -> list[FeedItem]:
+    """Feed items newer than `after`, oldest first (at most one page: MAX_PAGE_SIZE)."""
+    page = await read_feed(ctx, ctx.services.settings.max_page_size, None)
+    return [item for item in reversed(page.items) if item.ref > after]
+
+
+async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncIterator[Update]:
+    viewer = await ctx.viewer_id()
+    view = await followees(ctx, viewer)
+    await feed_source(ctx, viewer, view)  # fan-out publishes only for viewers with a feed
+    hub = ctx.services.live
+    subscription = await hub.join(viewer, view.celebrities)
+    try:
+        seen: set[FeedRef] = set()
+        if after is not None:
+            for item in await replay(ctx, after):
+                seen.add(item.ref)
+                yield item
+        while True:
+            try:
+                async with asyncio.timeout(await _seconds_to_recheck(ctx)):
+                    event = await subscription.queue.get()
+            except TimeoutError:
+                await _recheck_token(ctx)
+                continue
+            await _recheck_token(ctx)
+            update = await _to_update(ctx, viewer, event)
+            if update is not None and (isinstance(update, Deleted) or update.ref not in seen):
+                yield update
+    finally:
+        await hub.leave(subscription)
+
+
+async def _to_update(ctx: RequestContext, viewer: int, event: LiveEvent) -> Update | None:
+    ref = FeedRef(tweet_id=event.tweet_id, author_id=event.author_id)
+    if event.kind == "deleted":
+        return Deleted(ref)
+    ctx.reset_loaders()  # a socket lives long: read fresh, and let nothing pile up
+    view = await followees(ctx, viewer)
+    visible = await visible_items(ctx, viewer, view, [ref])
+    return FeedItem(ref, visible[ref]) if ref in visible else None
+
+
+async def _seconds_to_recheck(ctx: RequestContext) -> float:
+    claims = ctx.claims()
+    return max(0.0, min(TOKEN_RECHECK_SECONDS, claims.expires_at - time.time()))
+
+
+async def _recheck_token(ctx: RequestContext) -> None:
+    """Close the socket unless the token is still valid (unexpired, not revoked)."""
+    ctx.reset_loaders()
+    try:
+        await ctx.viewer_id(fresh=True)
+    except Unauthenticated:
+        if ctx.websocket is not None:
+            await ctx.websocket.close(code=CLOSE_UNAUTHENTICATED, reason="token expired or revoked")
+        raise

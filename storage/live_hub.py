@@ -1,0 +1,143 @@
+"""Live feed events for the subscriptions of one API process.
+
+One pub/sub connection per process (not per WebSocket) on the feed Redis, subscribed to the
+`live:<viewer>` channel of every viewer with a subscription here, and demultiplexed in memory to
+their queues. While a viewer is subscribed, a heartbeat keeps their presence key alive, which is
+how fan-out knows to publish for them. Celebrity tweets are never fanned out; the process's
+celebrity cache reports them here and they go to the local subscribers who follow that celebrity.
+
+Delivery is at most once: a full queue drops its oldest event, and a dropped connection loses
+what was published meanwhile. Clients resubscribe with a cursor and get what they missed from
+the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+from storage.celebrity_timelines import CelebrityTimelines
+from storage.feeds import FeedCache, live_channel
+
+QUEUE_SIZE = 100
+HUB_CHANNEL = "live:hub"  # always subscribed, so the connection exists before any viewer
+RECONNECT_DELAY_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    kind: str  # "tweet" or "deleted"
+    author_id: int
+    tweet_id: int
+
+
+@dataclass(eq=False)
+class LiveSubscription:
+    viewer_id: int
+    celebrities: frozenset[int]
+    queue: asyncio.Queue[LiveEvent] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
+    )
+
+    def offer(self, event: LiveEvent) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()  # at most once: the oldest goes; a replay recovers it
+        self.queue.put_nowait(event)
+
+
+class LiveHub:
+    def __init__(
+        self, feeds: FeedCache, celebrities: CelebrityTimelines, *, presence_ttl_seconds: int
+    ) -> None:
+        self._feeds = feeds
+        self._celebrities = celebrities
+        self._presence_ttl = presence_ttl_seconds
+        self._subscriptions: dict[int, set[LiveSubscription]] = {}
+        self._pubsub = feeds.client.pubsub()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._pubsub.subscribe(HUB_CHANNEL)
+        self._tasks = [
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._celebrities.refresh_forever(self.celebrity_tweets)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._pubsub.aclose()
+
+    def connections_of(self, viewer_id: int) -> int:
+        return len(self._subscriptions.get(viewer_id, ()))
+
+    async def join(self, viewer_id: int, celebrities: list[int]) -> LiveSubscription:
+        subscription = LiveSubscription(viewer_id, frozenset(celebrities))
+        local = self._subscriptions.setdefault(viewer_id, set())
+        local.add(subscription)
+        if len(local) == 1:
+            await self._pubsub.subscribe(live_channel(viewer_id))
+        await self._feeds.mark_online(viewer_id, self._presence_ttl)
+        await self._celebrities.recent(celebrities)  # the baseline: later tweets are news
+        return subscription
+
+    async def leave(self, subscription: LiveSubscription) -> None:
+        """Stop delivering to it. The presence key is left to expire: another process may hold
+        a subscription of the same viewer."""
+        local = self._subscriptions.get(subscription.viewer_id, set())
+        local.discard(subscription)
+        if not local:
+            self._subscriptions.pop(subscription.viewer_id, None)
+            await self._pubsub.unsubscribe(live_channel(subscription.viewer_id))
+
+    async def celebrity_tweets(self, celebrity_id: int, tweet_ids: list[int]) -> None:
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                if celebrity_id in subscription.celebrities:
+                    for tweet_id in sorted(tweet_ids):
+                        subscription.offer(LiveEvent("tweet", celebrity_id, tweet_id))
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        viewer_id = int(channel.decode().removeprefix("live:"))
+        payload = json.loads(data)
+        event = LiveEvent(payload["kind"], payload["author_id"], payload["tweet_id"])
+        for subscription in self._subscriptions.get(viewer_id, ()):
+            subscription.offer(event)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+                if (
+                    message
+                    and message["type"] == "message"
+                    and message["channel"] != HUB_CHANNEL.encode()
+                ):
+                    self._dispatch(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # resubscribe after a dropped connection; events meanwhile are lost
+                log.warning("live hub lost its pub/sub connection", exc_info=True)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+                with contextlib.suppress(Exception):
+                    channels = [live_channel(v) for v in self._subscriptions]
+                    await self._pubsub.subscribe(HUB_CHANNEL, *channels)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._presence_ttl / 3)
+            try:
+                await self._feeds.mark_online_many(list(self._subscriptions), self._presence_ttl)
+                for subscriptions in list(self._subscriptions.values()):
+                    for subscription in subscriptions:
+                        self._celebrities.follow_interest(list(subscription.celebrities))
+            except Exception:  # a blip; the presence TTL outlives two missed beats
+                log.warning("presence heartbeat failed", exc_info=True)
