@@ -86,7 +86,7 @@ class Settings:
     celebrity_refresh_seconds: float = 1.5
     fanout_page_size: int = 10_000  # followers read from the graph per query
     fanout_batch_size: int = 1_000  # followers per delivery message
-    rebuild_tweets_per_followee: int = 50
+    follow_merge_tweets: int = 50  # a new followee's newest tweets put into the feed at once
     presence_ttl_seconds: int = 60
 
     # Media
@@ -135,6 +135,10 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"{name}: {exc}") from exc
         return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in a child process."""
+        return {f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def names(cls) -> set[str]:

@@ -1,14 +1,31 @@
-"""`python -m bench`: run every benchmark and print its figures."""
+"""`python -m bench [graph|feeds] [--small]`: run benchmarks and print their figures.
 
+graph: social-graph operations on socfb-Reed98 (962 people), both adapters.
+feeds: fan-out, createTweet, feed reads, misses and memory on a 110k-user power-law graph
+       (--small: 11k users, for a quick look; the targets are stated for the full size).
+"""
+
+import argparse
 import asyncio
 import warnings
 
-from bench import graph_ops
+from bench import feeds, graph_ops
+from bench.seed import Shape
+
+SMALL = Shape(users=11_000, top_audience=10_000, popular=2_000)
 
 
 async def main() -> None:
-    print("== social graph (socfb-Reed98) ==")
-    await graph_ops.run()
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", nargs="*", choices=["graph", "feeds"], default=["graph", "feeds"])
+    parser.add_argument("--small", action="store_true")
+    args = parser.parse_args()
+    if "graph" in args.which:
+        print("== social graph (socfb-Reed98) ==")
+        await graph_ops.run()
+    if "feeds" in args.which:
+        print("== home feeds (power-law graph) ==")
+        await feeds.run(SMALL if args.small else Shape())
 
 
 if __name__ == "__main__":

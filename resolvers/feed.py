@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from resolvers.context import RequestContext
 from resolvers.social import page_size
 from storage.feed_builder import gather_feed, merge_newest
-from storage.feeds import FeedRef
+from storage.feeds import FeedPage, FeedRef
 from storage.tweets import Tweet
 
 REBUILD_WAIT_SECONDS = 2.0  # how long a read waits for another process's rebuild
@@ -47,10 +47,14 @@ class Followees:
     check: Callable[[list[int]], Awaitable[set[int]]]
 
 
-async def followees(ctx: RequestContext, viewer: int) -> Followees:
+async def followees(
+    ctx: RequestContext, viewer: int, cached_celebrities: list[int] | None
+) -> Followees:
+    """`cached_celebrities` comes with a feed page (FeedPage.celebrities): if the followee set
+    is cached, this costs no round trip; otherwise the graph is asked and the cache filled."""
     services = ctx.services
     feeds = services.feeds
-    celebrities = await feeds.celebrity_followees(viewer)
+    celebrities = cached_celebrities
     if celebrities is not None:
 
         async def check_cached(authors: list[int]) -> set[int]:
@@ -73,16 +77,28 @@ async def followees(ctx: RequestContext, viewer: int) -> Followees:
 
 
 class RefSource:
-    """Feed refs older than a cursor: from the feed cache, or from a list built for this read
-    when another process is still rebuilding the cache."""
+    """Feed refs older than a cursor: from the feed cache (its first page possibly read
+    already), or from a list built for this read while another process rebuilds the cache."""
 
-    def __init__(self, ctx: RequestContext, viewer: int, built: list[FeedRef] | None) -> None:
+    def __init__(
+        self,
+        ctx: RequestContext,
+        viewer: int,
+        built: list[FeedRef] | None,
+        first: tuple[FeedRef | None, FeedPage] | None = None,
+    ) -> None:
         self._ctx = ctx
         self._viewer = viewer
         self._built = built
+        self._first = first
 
     async def before(self, cursor: FeedRef | None, count: int) -> tuple[list[FeedRef], bool]:
         """(up to `count` refs older than `cursor`, whether nothing older remains)."""
+        if self._first is not None and self._first[0] == cursor:
+            page = self._first[1]
+            self._first = None
+            if len(page.refs) >= count or page.exhausted:
+                return page.refs[:count], page.exhausted and len(page.refs) <= count
         if self._built is not None:
             older = [r for r in self._built if cursor is None or r < cursor]
             return older[:count], len(older) <= count
@@ -90,14 +106,17 @@ class RefSource:
         return page.refs, page.exhausted
 
 
-async def feed_source(ctx: RequestContext, viewer: int, view: Followees) -> RefSource:
-    """The viewer's cached feed, rebuilt first if it is missing (one process rebuilds; the
-    others wait briefly, then build the same refs for themselves without writing them)."""
+async def feed_source(
+    ctx: RequestContext, viewer: int, view: Followees, page: FeedPage, cursor: FeedRef | None
+) -> RefSource:
+    """The viewer's cached feed, given its first `page` (read from `cursor`); rebuilt first if
+    it is missing (one process rebuilds; the others wait briefly, then build the same refs for
+    themselves without writing them)."""
     feeds = ctx.services.feeds
-    page = await feeds.page(viewer, 1, None)
     if page.complete:
         await feeds.keep_alive(viewer, page.ttl_seconds)
-        return RefSource(ctx, viewer, None)
+        return RefSource(ctx, viewer, None, first=(cursor, page))
+    ctx.services.metrics.feed_misses.inc()
     if await feeds.try_lock_rebuild(viewer, secrets.token_hex(8)):
         try:
             await rebuild(ctx, viewer, view)
@@ -117,10 +136,7 @@ async def gather(ctx: RequestContext, viewer: int, view: Followees) -> list[Feed
     services = ctx.services
     rows = await services.graph.followee_ids(viewer)
     authors = [viewer] + [user_id for user_id, celebrity in rows if not celebrity]
-    settings = services.settings
-    return await gather_feed(
-        services.tweets, authors, settings.rebuild_tweets_per_followee, settings.feed_max
-    )
+    return await gather_feed(services.tweets, authors, services.settings.feed_max)
 
 
 async def rebuild(ctx: RequestContext, viewer: int, view: Followees) -> None:
@@ -145,8 +161,9 @@ async def celebrity_refs(ctx: RequestContext, view: Followees) -> list[FeedRef]:
 async def read_feed(ctx: RequestContext, first: int, after: FeedRef | None) -> FeedResult:
     viewer = await ctx.viewer_id()
     want = page_size(ctx, first)
-    view = await followees(ctx, viewer)
-    source = await feed_source(ctx, viewer, view)
+    page = await ctx.services.feeds.page(viewer, 2 * want, after)
+    view = await followees(ctx, viewer, page.celebrities)
+    source = await feed_source(ctx, viewer, view, page, after)
     celebrity = await celebrity_refs(ctx, view)
     items: list[FeedItem] = []
     hidden: list[FeedRef] = []

@@ -39,8 +39,9 @@ async def replay(ctx: RequestContext, after: FeedRef) -> list[FeedItem]:
 
 async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncIterator[Update]:
     viewer = await ctx.viewer_id()
-    view = await followees(ctx, viewer)
-    await feed_source(ctx, viewer, view)  # fan-out publishes only for viewers with a feed
+    page = await ctx.services.feeds.page(viewer, 1, None)
+    view = await followees(ctx, viewer, page.celebrities)
+    await feed_source(ctx, viewer, view, page, None)  # fan-out publishes only where feeds are
     hub = ctx.services.live
     subscription = await hub.join(viewer, view.celebrities)
     try:
@@ -69,7 +70,7 @@ async def _to_update(ctx: RequestContext, viewer: int, event: LiveEvent) -> Upda
     if event.kind == "deleted":
         return Deleted(ref)
     ctx.reset_loaders()  # a socket lives long: read fresh, and let nothing pile up
-    view = await followees(ctx, viewer)
+    view = await followees(ctx, viewer, None)
     visible = await visible_items(ctx, viewer, view, [ref])
     return FeedItem(ref, visible[ref]) if ref in visible else None
 

@@ -47,7 +47,7 @@ async def merge_recent_tweets(ctx: RequestContext, viewer: int, followee_id: int
     """Put the new followee's recent tweets into the viewer's feed right away (if the viewer
     has a feed; celebrities' tweets are merged at read time anyway)."""
     services = ctx.services
-    per_author = services.settings.rebuild_tweets_per_followee
+    per_author = services.settings.follow_merge_tweets
     recent = await services.tweets.recent_tweet_ids([followee_id], per_author)
     refs = [FeedRef(tweet_id, followee_id) for tweet_id in recent[followee_id]]
     if refs:

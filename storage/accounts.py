@@ -49,7 +49,14 @@ class AccountStore:
         await self._redis.ping()
 
     async def save_profile(self, profile: Profile) -> None:
-        await self._redis.set(profile_key(profile.user_id), json.dumps(asdict(profile)))
+        await self.save_profiles([profile])
+
+    async def save_profiles(self, profiles: list[Profile]) -> None:
+        """Write profiles in one pipeline (a bulk loader for seeding, and the single case)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for profile in profiles:
+                pipe.set(profile_key(profile.user_id), json.dumps(asdict(profile)))
+            await pipe.execute()
 
     async def delete_profile(self, user_id: int) -> None:
         await self._redis.delete(profile_key(user_id))

@@ -18,11 +18,26 @@ def merge_newest(streams: list[list[FeedRef]], limit: int) -> list[FeedRef]:
     return list(itertools.islice(unique, limit))
 
 
-async def gather_feed(
-    tweets: TweetStore, author_ids: list[int], per_author: int, limit: int
-) -> list[FeedRef]:
-    """The newest `limit` refs among the newest `per_author` tweets of each author: one
-    pipelined round trip per tweet shard (concurrent on a cluster), then a merge in memory."""
-    recent = await tweets.recent_tweet_ids(author_ids, per_author)
-    streams = [[FeedRef(t, author) for t in ids] for author, ids in recent.items()]
-    return merge_newest(streams, limit)
+async def gather_feed(tweets: TweetStore, author_ids: list[int], limit: int) -> list[FeedRef]:
+    """Exactly the newest `limit` tweets of all these authors, without reading all their
+    timelines: each round reads the next few ids of every author that may still have tweets
+    newer than the current `limit`-th newest, doubling the few each round. A round is one
+    pipelined round trip per shard; usually one or two rounds suffice."""
+    found: dict[int, list[int]] = {author: [] for author in author_ids}
+    active = list(author_ids)
+    per_author = max(1, -(-limit // max(1, len(author_ids))))  # ceil(limit / authors)
+    merged: list[FeedRef] = []
+    while active:
+        before = {a: found[a][-1] for a in active if found[a]}
+        fetched = await tweets.recent_tweet_ids(active, per_author, before)
+        for author, ids in fetched.items():
+            found[author] += ids
+        merged = merge_newest([[FeedRef(t, a) for t in ids] for a, ids in found.items()], limit)
+        threshold = merged[-1] if len(merged) == limit else None
+        active = [
+            a
+            for a, ids in fetched.items()
+            if len(ids) == per_author and (threshold is None or FeedRef(ids[-1], a) > threshold)
+        ]
+        per_author *= 2
+    return merged

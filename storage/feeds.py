@@ -86,6 +86,7 @@ class FeedPage:
     complete: bool  # False: the feed is missing or still being built; rebuild or wait
     exhausted: bool  # True: no older entries remain in the cache
     ttl_seconds: int
+    celebrities: list[int] | None  # the celebrities the viewer follows; None: not cached
 
 
 # Shared Lua: how many marker members `key` holds, and trimming to the cap above them.
@@ -187,21 +188,24 @@ class FeedCache:
     # -- reading -------------------------------------------------------------------------------
 
     async def page(self, viewer_id: int, count: int, before: FeedRef | None) -> FeedPage:
-        """Up to `count` refs older than `before`, newest first, in one round trip."""
+        """Up to `count` refs older than `before`, newest first, with the feed's state and the
+        viewer's cached celebrity followees: one round trip."""
         start = b"+" if before is None else b"(" + before.member()
+        key = feed_key(viewer_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zrange(
-                feed_key(viewer_id), start, b"-", desc=True, bylex=True, offset=0, num=count
-            )
-            pipe.zscore(feed_key(viewer_id), COMPLETE)
-            pipe.ttl(feed_key(viewer_id))
-            members, complete, ttl = await pipe.execute()
+            pipe.zrange(key, start, b"-", desc=True, bylex=True, offset=0, num=count)
+            pipe.zscore(key, COMPLETE)
+            pipe.ttl(key)
+            pipe.exists(following_celebs_key(viewer_id))
+            pipe.smembers(following_celebs_key(viewer_id))
+            members, complete, ttl, celebs_cached, celebs = await pipe.execute()
         refs = [FeedRef.from_member(m) for m in members if m not in _MARKERS]
         return FeedPage(
             refs=refs,
             complete=complete is not None,
             exhausted=len(members) < count or len(refs) < len(members),
             ttl_seconds=ttl,
+            celebrities=sorted(int(c) for c in celebs if int(c)) if celebs_cached else None,
         )
 
     async def keep_alive(self, viewer_id: int, ttl_seconds: int) -> None:
@@ -269,8 +273,13 @@ class FeedCache:
         args += [r.member() for r in refs]
         return bool(await self._merge(keys=[feed_key(viewer_id)], args=args))
 
-    async def drop_feed(self, viewer_id: int) -> None:
-        await self._redis.delete(feed_key(viewer_id))
+    async def create_empty(self, viewer_ids: list[int]) -> None:
+        """Give each viewer a complete, empty feed, pipelined (seeding: makes them active)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for viewer_id in viewer_ids:
+                pipe.zadd(feed_key(viewer_id), {COMPLETE: 0})
+                pipe.expire(feed_key(viewer_id), self._ttl)
+            await pipe.execute()
 
     # -- followee sets -------------------------------------------------------------------------
 
@@ -281,14 +290,6 @@ class FeedCache:
             pipe.smismember(following_key(viewer_id), user_ids or [0])
             cached, flags = await pipe.execute()
         return [bool(f) for f in flags][: len(user_ids)] if cached else None
-
-    async def celebrity_followees(self, viewer_id: int) -> list[int] | None:
-        """The celebrities the viewer follows, from the cache; None if it is not cached."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(following_celebs_key(viewer_id))
-            pipe.smembers(following_celebs_key(viewer_id))
-            cached, members = await pipe.execute()
-        return sorted(int(m) for m in members if int(m) != 0) if cached else None
 
     async def following_version(self, viewer_id: int) -> str:
         return (await self._redis.get(following_version_key(viewer_id)) or b"0").decode()

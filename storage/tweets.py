@@ -162,6 +162,20 @@ class TweetStore:
                 raise MediaNotAttachable(str(exc)) from exc
             raise
 
+    async def create_many(self, tweets: list[Tweet]) -> None:
+        """Store many tweets without media or idempotency keys, pipelined (seeding); each one
+        is still its own atomic script call on its author's shard."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tweet in tweets:
+                keys = [
+                    tweet_key(tweet.author_id, tweet.tweet_id),
+                    timeline_key(tweet.author_id),
+                    idempotency_key(tweet.author_id, ""),
+                ]
+                args = [tweet.to_json(), member(tweet.tweet_id), 0, tweet.tweet_id, "0"]
+                await self._create(keys=keys, args=args, client=pipe)
+            await pipe.execute()
+
     async def earlier_tweet(self, author_id: int, client_key: str) -> int | None:
         """The tweet id already created under this idempotency key, if any."""
         raw = await self._redis.get(idempotency_key(author_id, client_key))
@@ -185,17 +199,20 @@ class TweetStore:
         return TimelinePage(tweet_ids=ids[:first], has_next_page=len(ids) > first)
 
     async def recent_tweet_ids(
-        self, author_ids: list[int], per_author: int
+        self, author_ids: list[int], per_author: int, before: dict[int, int] | None = None
     ) -> dict[int, list[int]]:
-        """The newest `per_author` tweet ids of each author (newest first): one pipelined round
-        trip per shard, the shards queried concurrently on a cluster."""
+        """The newest `per_author` tweet ids of each author (newest first), older than
+        `before[author]` where given: one pipelined round trip per shard, the shards queried
+        concurrently on a cluster."""
         if not author_ids:
             return {}
+        before = before or {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for author in author_ids:
+                start = b"(" + member(before[author]) if author in before else b"+"
                 pipe.zrange(
                     timeline_key(author),
-                    b"+",
+                    start,
                     b"-",
                     desc=True,
                     bylex=True,

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import redis
@@ -19,11 +19,6 @@ from devstack.servers import LOOPBACK, ManagedProcess, free_port
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that reproduce `settings` in a child process."""
-    return {name.upper(): str(value) for name, value in asdict(settings).items()}
 
 
 @contextmanager
@@ -55,7 +50,7 @@ def serve_api(settings: Settings) -> Iterator[str]:
 @contextmanager
 def run_worker(settings: Settings, log_path: Path) -> Iterator[ManagedProcess]:
     """A real `dramatiq fanout.worker` process configured with `settings`."""
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **settings.to_env()}
     worker = ManagedProcess(
         "worker",
         [sys.executable, "-m", "dramatiq", "fanout.worker", "--processes", "1", "--threads", "2"],
