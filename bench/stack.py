@@ -78,8 +78,7 @@ class Stack:
         raise RuntimeError("the API did not start; see api.log")
 
     def start_worker(self, threads: int = 8) -> None:
-        argv = [sys.executable, "-m", "dramatiq", "fanout.worker",
-                "--processes", "1", "--threads", str(threads)]  # fmt: skip
+        argv = [sys.executable, "-m", "fanout", "--processes", "1", "--threads", str(threads)]
         self.worker = ManagedProcess("worker", argv, env=self.env(), cwd=ROOT,
                                      log_path=self.work_dir / "worker.log")  # fmt: skip
 

@@ -93,7 +93,7 @@ def main() -> int:
         children.append(
             ManagedProcess(
                 "worker",
-                [python, "-m", "dramatiq", "fanout.worker", "--processes", "1", "--threads", "4"],
+                [python, "-m", "fanout", "--processes", "1", "--threads", "4"],
                 env=env,
                 cwd=ROOT,
                 log_path=logs / "worker.log",

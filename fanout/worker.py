@@ -1,4 +1,4 @@
-"""Entry point of a worker process: `dramatiq fanout.worker` (settings from the environment)."""
+"""The module the Dramatiq CLI loads in each worker process (started by `python -m fanout`)."""
 
 import dramatiq
 

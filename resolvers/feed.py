@@ -41,10 +41,12 @@ class FeedResult:
 
 @dataclass
 class Followees:
-    """What the viewer follows, from the feed cache or (on a miss) from the graph."""
+    """What the viewer follows, from the feed cache or (on a miss) from the graph. `rows` are
+    the graph's (id, celebrity) pairs when this read had to ask the graph."""
 
     celebrities: list[int]
     check: Callable[[list[int]], Awaitable[set[int]]]
+    rows: list[tuple[int, bool]] | None = None
 
 
 async def followees(
@@ -73,7 +75,7 @@ async def followees(
     async def check_local(authors: list[int]) -> set[int]:
         return followed.intersection(authors)
 
-    return Followees(celebrities, check_local)
+    return Followees(celebrities, check_local, rows)
 
 
 class RefSource:
@@ -134,7 +136,7 @@ async def feed_source(
 async def gather(ctx: RequestContext, viewer: int, view: Followees) -> list[FeedRef]:
     """The feed as pulled from the tweet shards: the viewer and the non-celebrity followees."""
     services = ctx.services
-    rows = await services.graph.followee_ids(viewer)
+    rows = view.rows if view.rows is not None else await services.graph.followee_ids(viewer)
     authors = [viewer] + [user_id for user_id, celebrity in rows if not celebrity]
     return await gather_feed(services.tweets, authors, services.settings.feed_max)
 

@@ -25,7 +25,8 @@ async def gather_feed(tweets: TweetStore, author_ids: list[int], limit: int) -> 
     pipelined round trip per shard; usually one or two rounds suffice."""
     found: dict[int, list[int]] = {author: [] for author in author_ids}
     active = list(author_ids)
-    per_author = max(1, -(-limit // max(1, len(author_ids))))  # ceil(limit / authors)
+    # Twice the fair share at first, so that usually one more (small) round settles it.
+    per_author = max(1, -(-2 * limit // max(1, len(author_ids))))
     merged: list[FeedRef] = []
     while active:
         before = {a: found[a][-1] for a in active if found[a]}

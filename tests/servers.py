@@ -49,11 +49,11 @@ def serve_api(settings: Settings) -> Iterator[str]:
 
 @contextmanager
 def run_worker(settings: Settings, log_path: Path) -> Iterator[ManagedProcess]:
-    """A real `dramatiq fanout.worker` process configured with `settings`."""
+    """A real worker process (`python -m fanout`) configured with `settings`."""
     env = {**os.environ, **settings.to_env()}
     worker = ManagedProcess(
         "worker",
-        [sys.executable, "-m", "dramatiq", "fanout.worker", "--processes", "1", "--threads", "2"],
+        [sys.executable, "-m", "fanout", "--processes", "1", "--threads", "2"],
         env=env,
         cwd=ROOT,
         log_path=log_path,
