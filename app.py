@@ -14,6 +14,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -42,13 +43,16 @@ from storage.ids import IdGenerator
 from storage.live_hub import LiveHub
 from storage.media import open_media_library
 from storage.object_store import S3ObjectStore
+from storage.rate_limits import RateLimiter
 from storage.redis_clients import open_redis
 from storage.tweet_cache import TweetCache, listen_for_invalidations
 from storage.tweets import TweetStore
+from web.body_limit import BodyLimit
 from web.uploads import put_upload
 
 STATIC_DIR = Path(__file__).parent / "static"
 GRAPHIQL_PAGE = STATIC_DIR / "graphiql" / "index.html"
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 5
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class GraphQLApp(GraphQL):
         return RequestContext(
             services=request.app.state.services,
             token=bearer_token(request),
+            client_ip=request.client.host if request.client else "unknown",
             websocket=request if isinstance(request, WebSocket) else None,
         )
 
@@ -102,7 +107,12 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
     celebrities = CelebrityTimelines(
         tweets, per_celebrity=CELEBRITY_RECENT, refresh_seconds=settings.celebrity_refresh_seconds
     )
-    live = LiveHub(feeds, celebrities, presence_ttl_seconds=settings.presence_ttl_seconds)
+    live = LiveHub(
+        feeds,
+        celebrities,
+        presence_ttl_seconds=settings.presence_ttl_seconds,
+        max_per_user=settings.max_live_subscriptions_per_user,
+    )
     subscribed = asyncio.Event()
     listener = asyncio.create_task(listen_for_invalidations(documents, cache, subscribed))
     try:
@@ -124,6 +134,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             feeds=feeds,
             celebrities=celebrities,
             live=live,
+            rate_limits=RateLimiter(feeds.client),
             metrics=metrics,
             ids=ids,
             passwords=PasswordHasher(
@@ -146,6 +157,21 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         await feeds.client.aclose()
 
 
+def cors(settings: Settings) -> list[Middleware]:
+    """Browsers on these origins may call the API (none by default: same-origin only)."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    ]
+
+
 def local_media_routes(settings: Settings) -> list[Route | Mount]:
     """The embedded stand-in for S3 + CDN: signed uploads in, published files out."""
     public = Path(settings.media_local_dir).resolve() / "public"
@@ -159,7 +185,18 @@ def local_media_routes(settings: Settings) -> list[Route | Mount]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     metrics = Metrics()
-    graphql = GraphQLApp(build_schema(max_query_depth=settings.max_query_depth))
+    schema = build_schema(
+        max_query_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_query_tokens=settings.max_query_tokens,
+        max_query_bytes=settings.max_query_bytes,
+        introspection=settings.introspection_enabled,
+    )
+    graphql = GraphQLApp(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -178,6 +215,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes += local_media_routes(settings)
     return Starlette(
         routes=routes,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            *cors(settings),
+            Middleware(BodyLimit, path="/graphql", max_bytes=settings.max_body_bytes),
+        ],
         lifespan=lifespan,
     )

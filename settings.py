@@ -17,6 +17,19 @@ class SettingsError(ValueError):
     """An environment variable is missing or cannot be parsed."""
 
 
+# Good for a laptop only: APP_ENV=production refuses to start with it.
+DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"
+
+
+def parse_rate(raw: str) -> tuple[int, int]:
+    """'N/S' -> (N events, S seconds), both positive."""
+    count, _, seconds = raw.partition("/")
+    limit, window = int(count), int(seconds)
+    if limit < 1 or window < 1:
+        raise ValueError(f"expected N/S with positive numbers, got {raw!r}")
+    return limit, window
+
+
 def _as_bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -38,9 +51,13 @@ _CASTS: dict[str, Callable[[str], Any]] = {
 class Settings:
     """Typed settings; field names are the environment variable names in lower case."""
 
-    # HTTP server
+    # Deployment
+    app_env: str = "development"  # "production" refuses the development secret
     host: str = "127.0.0.1"
     port: int = 8000
+    graphiql_enabled: bool = True
+    introspection_enabled: bool = True
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
 
     # Social graph
     graph_backend: str = "falkordb"
@@ -66,7 +83,7 @@ class Settings:
     worker_idle_poll_ms: int = 100  # an idle worker polls its queues this often
 
     # Accounts and tokens
-    jwt_secret: str = ""
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
     token_ttl_seconds: int = 7 * 24 * 3600
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
@@ -106,10 +123,23 @@ class Settings:
     media_upload_url_ttl_seconds: int = 900
     media_orphan_hours: float = 24.0
 
+    token_recheck_seconds: float = 30.0  # open WebSockets re-check their token this often
+
     # Limits
     max_following: int = 5000
     max_page_size: int = 100
     max_query_depth: int = 12
+    max_aliases: int = 30
+    max_query_tokens: int = 2000  # lexical tokens in one operation: bounds parse and complexity
+    max_query_bytes: int = 20_000
+    max_body_bytes: int = 100_000  # GraphQL request bodies (uploads have MEDIA_MAX_BYTES)
+    max_live_subscriptions_per_user: int = 5
+
+    # Rate limits: "N/S" = at most N in any S seconds (sliding window, kept in the feed Redis)
+    rate_tweets: str = "30/60"  # per user
+    rate_follows: str = "60/60"  # per user, follows and unfollows together
+    rate_logins: str = "10/300"  # per IP and per username
+    rate_signups: str = "5/3600"  # per IP
 
     def __post_init__(self) -> None:
         if self.graph_backend not in {"falkordb", "neo4j"}:
@@ -118,8 +148,17 @@ class Settings:
             )
         if self.media_backend not in {"local", "s3"}:
             raise SettingsError(f"MEDIA_BACKEND: expected local or s3: {self.media_backend!r}")
+        if self.app_env not in {"development", "production"}:
+            raise SettingsError(f"APP_ENV: expected development or production: {self.app_env!r}")
         if len(self.jwt_secret) < 32:
-            raise SettingsError("JWT_SECRET must be set to at least 32 characters")
+            raise SettingsError("JWT_SECRET must be at least 32 characters")
+        if self.app_env == "production" and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            raise SettingsError("JWT_SECRET: set a secret of your own in production")
+        for name in ("rate_tweets", "rate_follows", "rate_logins", "rate_signups"):
+            try:
+                parse_rate(getattr(self, name))
+            except ValueError as exc:
+                raise SettingsError(f"{name.upper()}: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

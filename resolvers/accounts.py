@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from resolvers.context import RequestContext
+from resolvers.limits import enforce
 from schema.errors import BadUserInput, ServiceUnavailable, Unauthenticated
 from storage.accounts import Profile
 
@@ -67,6 +68,7 @@ async def sign_up(ctx: RequestContext, username: str, password: str, display_nam
     display_name = validate_display_name(display_name)
     if await services.accounts.owner_of(username) is not None:
         raise BadUserInput("username is taken", field="username")
+    await enforce(ctx, "signup-ip", ctx.client_ip, services.settings.rate_signups)
 
     started = time.monotonic()
     profile = Profile(
@@ -95,6 +97,8 @@ async def sign_up(ctx: RequestContext, username: str, password: str, display_nam
 async def log_in(ctx: RequestContext, username: str, password: str) -> Session:
     """Same error, and about the same time, for an unknown user and a wrong password."""
     services = ctx.services
+    await enforce(ctx, "login-ip", ctx.client_ip, services.settings.rate_logins)
+    await enforce(ctx, "login-user", username.lower()[:32], services.settings.rate_logins)
     profile = None
     if USERNAME_PATTERN.fullmatch(username) and len(password) <= MAX_PASSWORD_LENGTH:
         profile = await find_by_username(ctx, username)
@@ -117,3 +121,9 @@ async def viewer_profile(ctx: RequestContext) -> Profile:
     profile = await ctx.profiles.load(await ctx.viewer_id())
     assert profile is not None  # viewer_id() checked it exists
     return profile
+
+
+async def log_out_everywhere(ctx: RequestContext) -> None:
+    """Every token of the caller stops working, this one included; open sockets close at their
+    next token check (within TOKEN_RECHECK_SECONDS)."""
+    await ctx.services.accounts.revoke_tokens(await ctx.viewer_id())

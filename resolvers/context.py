@@ -23,6 +23,7 @@ from storage.feeds import FeedCache
 from storage.ids import IdGenerator
 from storage.live_hub import LiveHub
 from storage.media import MediaLibrary
+from storage.rate_limits import RateLimiter
 from storage.redis_clients import DocumentsRedis
 from storage.tweet_cache import TweetCache, TweetRef
 from storage.tweets import Tweet, TweetStore
@@ -42,6 +43,7 @@ class Services:
     feeds: FeedCache
     celebrities: CelebrityTimelines
     live: LiveHub
+    rate_limits: RateLimiter
     metrics: Metrics
     ids: IdGenerator
     passwords: PasswordHasher
@@ -66,6 +68,7 @@ class RequestContext:
 
     services: Services
     token: str | None
+    client_ip: str = "unknown"
     websocket: WebSocket | None = None
     connection_params: dict[str, object] | None = None
     _viewer_id: int | None = field(default=None, init=False)

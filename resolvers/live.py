@@ -3,7 +3,8 @@
 On subscribe with a cursor, the feed entries newer than it are replayed first (oldest first), so
 a client that reconnects misses nothing the feed still holds. Then live events follow, filtered by
 the same rules as a feed read. The token is re-checked when it expires and every
-TOKEN_RECHECK_SECONDS (revocation); a token that no longer holds closes the socket.
+TOKEN_RECHECK_SECONDS (revocation); a token that no longer holds closes the socket. A user may
+hold MAX_LIVE_SUBSCRIPTIONS_PER_USER of these at once, over all API processes.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 
 from resolvers.context import RequestContext
 from resolvers.feed import FeedItem, feed_source, followees, read_feed, visible_items
-from schema.errors import Unauthenticated
+from schema.errors import RateLimited, Unauthenticated
 from storage.feeds import FeedRef
-from storage.live_hub import LiveEvent
+from storage.live_hub import LiveEvent, TooManySubscriptions
 
-TOKEN_RECHECK_SECONDS = 30.0
 CLOSE_UNAUTHENTICATED = 4401
 
 
@@ -43,7 +43,11 @@ async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncItera
     view = await followees(ctx, viewer, page.celebrities)
     await feed_source(ctx, viewer, view, page, None)  # fan-out publishes only where feeds are
     hub = ctx.services.live
-    subscription = await hub.join(viewer, view.celebrities)
+    try:
+        subscription = await hub.join(viewer, view.celebrities)
+    except TooManySubscriptions:
+        limit = ctx.services.settings.max_live_subscriptions_per_user
+        raise RateLimited(f"at most {limit} live subscriptions per user") from None
     try:
         seen: set[FeedRef] = set()
         if after is not None:
@@ -77,7 +81,8 @@ async def _to_update(ctx: RequestContext, viewer: int, event: LiveEvent) -> Upda
 
 async def _seconds_to_recheck(ctx: RequestContext) -> float:
     claims = ctx.claims()
-    return max(0.0, min(TOKEN_RECHECK_SECONDS, claims.expires_at - time.time()))
+    recheck = ctx.services.settings.token_recheck_seconds
+    return max(0.0, min(recheck, claims.expires_at - time.time()))
 
 
 async def _recheck_token(ctx: RequestContext) -> None:

@@ -13,6 +13,7 @@ from graph.port import (
     UnknownUser,
 )
 from resolvers.context import RequestContext
+from resolvers.limits import enforce
 from schema.errors import BadUserInput, NotFound
 from storage.feeds import FeedRef
 
@@ -29,6 +30,7 @@ async def follow(ctx: RequestContext, followee_id: int) -> int:
     """Make the viewer follow `followee_id`; returns the followee's id. Idempotent."""
     services = ctx.services
     viewer = await ctx.viewer_id()
+    await enforce(ctx, "follow", viewer, services.settings.rate_follows)
     try:
         await services.graph.follow(viewer, followee_id, at_ms=int(time.time() * 1000))
     except CannotFollowSelf:
@@ -60,6 +62,7 @@ async def unfollow(ctx: RequestContext, followee_id: int) -> int:
     if viewer == followee_id:
         raise BadUserInput("you cannot unfollow yourself", field="userId")
     services = ctx.services
+    await enforce(ctx, "follow", viewer, services.settings.rate_follows)
     try:
         await services.graph.unfollow(viewer, followee_id)
     except UnknownUser:

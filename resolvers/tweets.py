@@ -6,6 +6,7 @@ import time
 
 from resolvers import tweet_text
 from resolvers.context import RequestContext
+from resolvers.limits import enforce
 from resolvers.social import page_size
 from schema.errors import BadUserInput, Forbidden, NotFound
 from storage.feeds import FeedRef
@@ -47,6 +48,7 @@ async def create_tweet(
         earlier = await services.tweets.earlier_tweet(viewer, idempotency_key)
         if earlier is not None:
             return await _existing(ctx, viewer, earlier)
+    await enforce(ctx, "tweet", viewer, services.settings.rate_tweets)
     try:
         media = await services.media.publish(viewer, media_ids)
     except MediaNotFound as exc:

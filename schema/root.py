@@ -103,6 +103,13 @@ class Mutation:
         session = await accounts.log_in(info.context, username, password)
         return AuthPayload(token=session.token, user=User(profile=session.profile))
 
+    @strawberry.mutation(
+        description="Invalidate all of your tokens, this one included (log in again after)."
+    )
+    async def log_out_everywhere(self, info: Ctx) -> bool:
+        await accounts.log_out_everywhere(info.context)
+        return True
+
     @strawberry.mutation(description="Follow a user (idempotent); returns that user.")
     async def follow(self, info: Ctx, user_id: strawberry.ID) -> User:
         followee = await social.follow(info.context, parse_user_global_id(user_id))

@@ -39,11 +39,27 @@ def username_key(username: str) -> str:
     return f"username:{username.lower()}"
 
 
+# KEYS: profile.  Bumps token_version inside the JSON document; returns the new version (or nil).
+_BUMP_TOKEN_VERSION = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return nil end
+local profile = cjson.decode(raw)
+profile['token_version'] = profile['token_version'] + 1
+redis.call('SET', KEYS[1], cjson.encode(profile))
+return profile['token_version']
+"""
+
+
 class AccountStore:
     """Profiles and username claims. All methods raise redis errors as they come."""
 
     def __init__(self, client: DocumentsRedis) -> None:
         self._redis = client
+        self._bump_token_version = client.register_script(_BUMP_TOKEN_VERSION)
+
+    async def revoke_tokens(self, user_id: int) -> int:
+        """Invalidate every token issued so far (they carry the old version); the new version."""
+        return int(await self._bump_token_version(keys=[profile_key(user_id)], args=[]))
 
     async def ping(self) -> None:
         await self._redis.ping()

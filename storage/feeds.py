@@ -18,10 +18,13 @@ Keys (this module is their only writer); `{V}` is the viewer id:
   presence:{V}       exists while V has a live subscription (heartbeat TTL); fan-out publishes
                      live events only for these viewers, on channel live:<V>.
   lock:feed:{V}      held by the one process rebuilding V's feed.
+  live_slots:{V}     sorted set: V's live subscriptions on every API process, scored by when
+                     their heartbeat lapses; bounds how many one user may hold.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -55,6 +58,10 @@ def following_version_key(viewer_id: int) -> str:
 
 def presence_key(viewer_id: int) -> str:
     return f"presence:{{{viewer_id}}}"
+
+
+def live_slots_key(viewer_id: int) -> str:
+    return f"live_slots:{{{viewer_id}}}"
 
 
 def lock_key(viewer_id: int) -> str:
@@ -172,6 +179,16 @@ return 1
 """
 
 
+# KEYS: slots.  ARGV: now (ms), lapse (ms), max, slot id.  1 if the slot was taken, else 0.
+_CLAIM_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1] + ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 class FeedCache:
     """Parameters: `feed_max` entries per feed; a feed lives `ttl_seconds` after its last read."""
 
@@ -184,6 +201,7 @@ class FeedCache:
         self._unpush = client.register_script(_UNPUSH)
         self._merge = client.register_script(_MERGE)
         self._fill_following = client.register_script(_FILL_FOLLOWING)
+        self._claim_slot = client.register_script(_CLAIM_SLOT)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -324,11 +342,29 @@ class FeedCache:
     async def mark_online(self, viewer_id: int, ttl_seconds: int) -> None:
         await self.mark_online_many([viewer_id], ttl_seconds)
 
-    async def mark_online_many(self, viewer_ids: list[int], ttl_seconds: int) -> None:
+    async def mark_online_many(
+        self, viewer_ids: list[int], ttl_seconds: int, slots: list[tuple[int, str]] = ()
+    ) -> None:
+        """Refresh the presence of these viewers and the lapse time of these live slots."""
+        lapse_ms = int(time.time() * 1000) + ttl_seconds * 1000
         async with self._redis.pipeline(transaction=False) as pipe:
             for viewer_id in viewer_ids:
                 pipe.set(presence_key(viewer_id), 1, ex=ttl_seconds)
+            for viewer_id, slot in slots:
+                pipe.zadd(live_slots_key(viewer_id), {slot: lapse_ms}, xx=True)
+                pipe.expire(live_slots_key(viewer_id), ttl_seconds)
             await pipe.execute()
+
+    async def claim_live_slot(
+        self, viewer_id: int, slot: str, max_slots: int, ttl_seconds: int
+    ) -> bool:
+        """Take one of the viewer's `max_slots` live-subscription slots; False if all are held
+        (by live subscriptions whose heartbeat has not lapsed)."""
+        args = [int(time.time() * 1000), ttl_seconds * 1000, max_slots, slot]
+        return bool(await self._claim_slot(keys=[live_slots_key(viewer_id)], args=args))
+
+    async def release_live_slot(self, viewer_id: int, slot: str) -> None:
+        await self._redis.zrem(live_slots_key(viewer_id), slot)
 
 
 def open_feed_cache(settings: Settings) -> FeedCache:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from dataclasses import dataclass, field
 
 from storage.celebrity_timelines import CelebrityTimelines
@@ -36,10 +37,15 @@ class LiveEvent:
     tweet_id: int
 
 
+class TooManySubscriptions(Exception):
+    """The viewer already holds the maximum number of live subscriptions."""
+
+
 @dataclass(eq=False)
 class LiveSubscription:
     viewer_id: int
     celebrities: frozenset[int]
+    slot: str = field(default_factory=lambda: secrets.token_hex(8))
     queue: asyncio.Queue[LiveEvent] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
     )
@@ -52,11 +58,17 @@ class LiveSubscription:
 
 class LiveHub:
     def __init__(
-        self, feeds: FeedCache, celebrities: CelebrityTimelines, *, presence_ttl_seconds: int
+        self,
+        feeds: FeedCache,
+        celebrities: CelebrityTimelines,
+        *,
+        presence_ttl_seconds: int,
+        max_per_user: int,
     ) -> None:
         self._feeds = feeds
         self._celebrities = celebrities
         self._presence_ttl = presence_ttl_seconds
+        self._max_per_user = max_per_user
         self._subscriptions: dict[int, set[LiveSubscription]] = {}
         self._pubsub = feeds.client.pubsub()
         self._tasks: list[asyncio.Task[None]] = []
@@ -80,7 +92,12 @@ class LiveHub:
         return len(self._subscriptions.get(viewer_id, ()))
 
     async def join(self, viewer_id: int, celebrities: list[int]) -> LiveSubscription:
+        """Start delivering to a new subscription. Raises TooManySubscriptions."""
         subscription = LiveSubscription(viewer_id, frozenset(celebrities))
+        if not await self._feeds.claim_live_slot(
+            viewer_id, subscription.slot, self._max_per_user, self._presence_ttl
+        ):
+            raise TooManySubscriptions(viewer_id)
         local = self._subscriptions.setdefault(viewer_id, set())
         local.add(subscription)
         if len(local) == 1:
@@ -94,6 +111,7 @@ class LiveHub:
         a subscription of the same viewer."""
         local = self._subscriptions.get(subscription.viewer_id, set())
         local.discard(subscription)
+        await self._feeds.release_live_slot(subscription.viewer_id, subscription.slot)
         if not local:
             self._subscriptions.pop(subscription.viewer_id, None)
             await self._pubsub.unsubscribe(live_channel(subscription.viewer_id))
@@ -135,7 +153,14 @@ class LiveHub:
         while True:
             await asyncio.sleep(self._presence_ttl / 3)
             try:
-                await self._feeds.mark_online_many(list(self._subscriptions), self._presence_ttl)
+                slots = [
+                    (viewer_id, s.slot)
+                    for viewer_id, subscriptions in self._subscriptions.items()
+                    for s in subscriptions
+                ]
+                await self._feeds.mark_online_many(
+                    list(self._subscriptions), self._presence_ttl, slots
+                )
                 for subscriptions in list(self._subscriptions.values()):
                     for subscription in subscriptions:
                         self._celebrities.follow_interest(list(subscription.celebrities))

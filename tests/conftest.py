@@ -36,7 +36,8 @@ from graph.neo4j_store import Neo4jGraph
 from settings import Settings
 from tests.servers import run_worker, serve_api, wait_until
 
-BOLT_GRAPH = "falkordb"  # the graph FalkorDB's Bolt listener serves when no database is named
+BOLT_GRAPH = "falkordb"
+UNLIMITED = "1000000/1"  # the graph FalkorDB's Bolt listener serves when no database is named
 
 
 @dataclass
@@ -113,6 +114,11 @@ def cheap_settings(**overrides: object) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=8,
         argon2_parallelism=1,
+        # Tests that are not about rate limits make many requests from one IP and user.
+        rate_tweets=UNLIMITED,
+        rate_follows=UNLIMITED,
+        rate_logins=UNLIMITED,
+        rate_signups=UNLIMITED,
     )
     return replace(base, **overrides)
 

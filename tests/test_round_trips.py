@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 
 import httpx
+import pytest
 import redis
 
 from schema.ids import tweet_global_id
@@ -65,6 +67,12 @@ async def seed(settings: Settings, authors: int) -> list[tuple[int, int]]:
     finally:
         await client.aclose()
     return refs
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Room for the 100 aliased fields this test asks in one operation."""
+    return replace(settings, max_aliases=100, max_query_tokens=5_000)
 
 
 async def test_hundred_tweets_by_hundred_authors_cost_constant_commands(
