@@ -131,9 +131,9 @@ class ManagedProcess:
             self.process.wait()
 
     def kill(self) -> None:
-        """SIGKILL, no clean shutdown: what a crash looks like."""
+        """SIGKILL to the child and everything it started: what a crash looks like."""
         if self.running():
-            os.kill(self.process.pid, signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: pgid == pid
             self.process.wait()
 
 

@@ -89,9 +89,7 @@ async def sign_up(ctx: RequestContext, username: str, password: str, display_nam
         await services.graph.delete_user(profile.user_id)
         await services.accounts.delete_profile(profile.user_id)
         raise BadUserInput("username is taken", field="username")
-    return Session(
-        token=services.tokens.issue(profile.user_id, profile.token_version), profile=profile
-    )
+    return Session(token=await issue_token(ctx, profile.user_id), profile=profile)
 
 
 async def log_in(ctx: RequestContext, username: str, password: str) -> Session:
@@ -105,9 +103,13 @@ async def log_in(ctx: RequestContext, username: str, password: str) -> Session:
     password_hash = profile.password_hash if profile else None
     if not await services.passwords.verify(password_hash, password) or profile is None:
         raise Unauthenticated(_BAD_CREDENTIALS)
-    return Session(
-        token=services.tokens.issue(profile.user_id, profile.token_version), profile=profile
-    )
+    return Session(token=await issue_token(ctx, profile.user_id), profile=profile)
+
+
+async def issue_token(ctx: RequestContext, user_id: int) -> str:
+    """A token of the user's current token version."""
+    version = await ctx.services.accounts.token_version(user_id)
+    return ctx.services.tokens.issue(user_id, version)
 
 
 async def find_by_username(ctx: RequestContext, username: str) -> Profile | None:
@@ -119,7 +121,8 @@ async def find_by_username(ctx: RequestContext, username: str) -> Profile | None
 
 async def viewer_profile(ctx: RequestContext) -> Profile:
     profile = await ctx.profiles.load(await ctx.viewer_id())
-    assert profile is not None  # viewer_id() checked it exists
+    if profile is None:  # a token of an account that was never completed
+        raise Unauthenticated("invalid or expired token")
     return profile
 
 

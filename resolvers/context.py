@@ -141,9 +141,8 @@ class RequestContext:
         if self._viewer_id is not None and not fresh:
             return self._viewer_id
         claims = self.claims()
-        profile = await self.profiles.load(claims.user_id)
-        if profile is None or profile.token_version != claims.token_version:
-            raise Unauthenticated("invalid or expired token")
+        if await self.services.accounts.token_version(claims.user_id) != claims.token_version:
+            raise Unauthenticated("invalid or expired token")  # revoked by logOutEverywhere
         self._viewer_id = claims.user_id
         return claims.user_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import strawberry
@@ -15,7 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from schema.errors import CodedErrors
+from schema.errors import coded_result
 from schema.limits import max_query_bytes_rule
 from schema.root import Mutation, Query, Subscription
 
@@ -23,9 +24,35 @@ QUERY_CACHE_SIZE = 1024
 
 
 class Schema(strawberry.Schema):
+    """Every result leaves with coded errors (see schema.errors.coded): translated here, at
+    the boundary, so that errors raised anywhere (parsing, validation, resolvers, extensions)
+    are covered."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return coded_result(await super().execute(*args, **kwargs))
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        return _coded(await super().subscribe(*args, **kwargs))
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """What the WebSocket transport runs, for subscriptions and queries alike."""
+        return _coded(await super().stream(*args, **kwargs))
+
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
-        """Silence strawberry's log-every-error: `CodedErrors` logs the unexpected ones, and a
+        """Silence strawberry's log-every-error: `coded` logs the unexpected ones, and a
         client's bad input is not worth a traceback."""
+
+
+def _coded(result: Any) -> Any:
+    """A single result, or a stream of them, with coded errors."""
+    if isinstance(result, AsyncIterator):
+        return _coded_stream(result)
+    return coded_result(result)
+
+
+async def _coded_stream(results: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
+    async for result in results:
+        yield coded_result(result)
 
 
 def build_schema(
@@ -38,7 +65,6 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema with its limits; every limit refuses with a coded error before execution."""
     extensions: list = [
-        CodedErrors,
         lambda: QueryDepthLimiter(max_depth=max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
         lambda: MaxTokensLimiter(max_token_count=max_query_tokens),

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from typing import Any
 
 import redis.exceptions
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from graph.port import GraphUnavailable
 
@@ -54,6 +53,8 @@ _BACKEND_DOWN = (GraphUnavailable, redis.exceptions.ConnectionError, redis.excep
 def coded(error: GraphQLError) -> GraphQLError:
     """The error as the client should see it, with `extensions.code` always set."""
     original = error.original_error
+    if original is None and (error.extensions or {}).get("code"):
+        return error  # translated already
     if original is None:  # syntax or validation: the message is about the query itself
         code, message, extensions = "GRAPHQL_VALIDATION_FAILED", error.message, {}
     elif isinstance(original, ApiError):
@@ -74,12 +75,8 @@ def coded(error: GraphQLError) -> GraphQLError:
     )
 
 
-class CodedErrors(SchemaExtension):
-    """Translate every error at the boundary: domain errors keep their message and code; backend
-    outages become SERVICE_UNAVAILABLE; anything else is logged and masked."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = [coded(error) for error in result.errors]
+def coded_result(result: Any) -> Any:
+    """`result` (an ExecutionResult) with every error translated by `coded`."""
+    if getattr(result, "errors", None):
+        result.errors = [coded(error) for error in result.errors]
+    return result

@@ -1,9 +1,11 @@
 """Account records in the documents Redis: profiles and the username registry.
 
 Keys (this module is their only writer):
-  user:{<id>}          JSON: username, display_name, password_hash, created_at_ms,
-                       token_version. Hash-tagged by user id, so it sits on the user's shard next
-                       to their tweets; a string, so a page of authors is one MGET per shard.
+  user:{<id>}          JSON: username, display_name, password_hash, created_at_ms. Hash-tagged
+                       by user id, so it sits on the user's shard next to their tweets; a
+                       string, so a page of authors is one MGET per shard.
+  tokens:{<id>}        the user's token version (absent = 0): tokens carry the version they
+                       were issued under, and logOutEverywhere increments it.
   username:<lower>     string: the user id that owns this name, compared case-insensitively.
                        `SET NX` on it is the single point where a sign-up commits; two sign-ups
                        racing for `Bob` and `bob` cannot both win it.
@@ -28,26 +30,18 @@ class Profile:
     display_name: str
     password_hash: str
     created_at_ms: int
-    token_version: int = 0
 
 
 def profile_key(user_id: int) -> str:
     return f"user:{{{user_id}}}"
 
 
+def token_version_key(user_id: int) -> str:
+    return f"tokens:{{{user_id}}}"
+
+
 def username_key(username: str) -> str:
     return f"username:{username.lower()}"
-
-
-# KEYS: profile.  Bumps token_version inside the JSON document; returns the new version (or nil).
-_BUMP_TOKEN_VERSION = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return nil end
-local profile = cjson.decode(raw)
-profile['token_version'] = profile['token_version'] + 1
-redis.call('SET', KEYS[1], cjson.encode(profile))
-return profile['token_version']
-"""
 
 
 class AccountStore:
@@ -55,11 +49,13 @@ class AccountStore:
 
     def __init__(self, client: DocumentsRedis) -> None:
         self._redis = client
-        self._bump_token_version = client.register_script(_BUMP_TOKEN_VERSION)
+
+    async def token_version(self, user_id: int) -> int:
+        return int(await self._redis.get(token_version_key(user_id)) or 0)
 
     async def revoke_tokens(self, user_id: int) -> int:
         """Invalidate every token issued so far (they carry the old version); the new version."""
-        return int(await self._bump_token_version(keys=[profile_key(user_id)], args=[]))
+        return int(await self._redis.incr(token_version_key(user_id)))
 
     async def ping(self) -> None:
         await self._redis.ping()
