@@ -146,15 +146,16 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             jobs=jobs,
         )
     finally:
-        await live.stop()
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
-        await ids.stop()
+        # Shutting down with a backend gone must still release everything else.
+        for step in (live.stop, ids.stop, graph.close, documents.aclose, feeds.client.aclose):
+            try:
+                await step()
+            except Exception:
+                log.warning("shutdown step %s failed", step.__qualname__, exc_info=True)
         jobs.close()
-        await graph.close()
-        await documents.aclose()
-        await feeds.client.aclose()
 
 
 def cors(settings: Settings) -> list[Middleware]:

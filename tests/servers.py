@@ -30,7 +30,12 @@ def serve_api(settings: Settings) -> Iterator[str]:
     if settings.media_backend == "local":
         settings = replace(settings, public_api_url=url, cdn_base_url=f"{url}/media")
     config = uvicorn.Config(
-        create_app(settings), host=LOOPBACK, port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host=LOOPBACK,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",  # uvloop in a non-main thread fails intermittently (EBUSY)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
