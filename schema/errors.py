@@ -57,6 +57,8 @@ def coded(error: GraphQLError) -> GraphQLError:
         return error  # translated already
     if original is None:  # syntax or validation: the message is about the query itself
         code, message, extensions = "GRAPHQL_VALIDATION_FAILED", error.message, {}
+    elif isinstance(original, GraphQLError):  # variables that do not fit their declared types
+        code, message, extensions = "BAD_USER_INPUT", error.message, {}
     elif isinstance(original, ApiError):
         code, message, extensions = original.code, str(original), original.extensions
     elif isinstance(original, _BACKEND_DOWN):
