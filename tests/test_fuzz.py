@@ -55,15 +55,11 @@ def encoded(kind: str, *parts: object) -> str:
 
 
 numbers = st.integers(min_value=-(2**70), max_value=2**70)
+kinds = st.sampled_from(["User", "Tweet", "Media", "feed", "follow", "timeline"])
 ids = st.one_of(
     st.text(max_size=40),
-    st.builds(
-        encoded,
-        st.sampled_from(["User", "Tweet", "Media", "feed", "follow", "timeline"]),
-        numbers,
-        numbers,
-    ),  # fmt: skip
-    st.builds(encoded, st.sampled_from(["User", "timeline"]), numbers),
+    st.builds(encoded, kinds, numbers, numbers),
+    st.builds(encoded, kinds, numbers),
 )
 values = st.one_of(
     st.none(), st.booleans(), numbers, st.text(max_size=400), ids, st.lists(ids, max_size=6)
