@@ -11,6 +11,7 @@ from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("app", "worker")
+PUBLIC_ADDRESSES = {"CDN_BASE_URL", "PUBLIC_API_URL"}  # what clients reach, not a backend
 
 
 def compose() -> dict:
@@ -29,17 +30,19 @@ def test_every_backend_the_settings_point_at_is_a_service() -> None:
     for name in APP_SERVICES:
         env = services[name]["environment"]
         for key, value in env.items():
-            if key.endswith(("_URL", "_URI")):
+            if key.endswith(("_URL", "_URI")) and key not in PUBLIC_ADDRESSES:
                 host = urlparse(value).hostname
                 assert host in services, f"{name}: {key} points at {host}, not a service"
         assert env["GRAPH_BACKEND"] == "neo4j" and "neo4j" in services
+        assert env["S3_ENDPOINT"].split(":")[0] in services
         for dependency in services[name].get("depends_on", {}):
             assert dependency in services
 
 
 def test_production_stack_has_its_parts() -> None:
     services = compose()["services"]
-    assert {"neo4j", "redis", "minio", "minio-init", "nginx", "app", "worker"} <= set(services)
+    expected = {"neo4j", "redis", "redis-feeds", "minio", "minio-init", "nginx", "app", "worker"}
+    assert expected <= set(services)
     assert services["app"]["deploy"]["replicas"] >= 2
     assert "noeviction" in services["redis"]["command"]
     assert (ROOT / "deploy" / "nginx.conf").exists()
