@@ -3,6 +3,7 @@ expects exactly one error and returns its code."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -117,14 +118,26 @@ FOLLOW = "mutation($id: ID!) { follow(userId: $id) { id } }"
 UNFOLLOW = "mutation($id: ID!) { unfollow(userId: $id) { id } }"
 
 
-async def read_feed(client: httpx.AsyncClient, token: str, first: int = 100) -> list[str]:
-    """Every text in the viewer's feed, newest first, paging with `first` until the end."""
-    texts: list[str] = []
+async def all_pages(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict,
+    connection: Callable[[dict], dict],
+    token: str | None = None,
+) -> list[dict]:
+    """Every node of a connection, following `after` cursors until hasNextPage is false.
+    `connection` picks the connection out of the response data."""
+    nodes: list[dict] = []
     after = None
     while True:
-        data = await gql(client, FEED, {"first": first, "after": after}, token=token)
-        page = data["feed"]
-        texts += [edge["node"]["text"] for edge in page["edges"]]
+        page = connection(await gql(client, query, {**variables, "after": after}, token=token))
+        nodes += [edge["node"] for edge in page["edges"]]
         if not page["pageInfo"]["hasNextPage"]:
-            return texts
+            return nodes
         after = page["pageInfo"]["endCursor"]
+
+
+async def read_feed(client: httpx.AsyncClient, token: str, first: int = 100) -> list[str]:
+    """Every text in the viewer's feed, newest first, paging with `first` until the end."""
+    nodes = await all_pages(client, FEED, {"first": first}, lambda d: d["feed"], token)
+    return [node["text"] for node in nodes]

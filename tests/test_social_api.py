@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from schema.ids import user_global_id
-from tests.gql import gql, gql_error, sign_up
+from tests.gql import all_pages, gql, gql_error, sign_up
 
 FOLLOW = "mutation($id: ID!) { follow(userId: $id) { id followersCount viewerIsFollowing } }"
 UNFOLLOW = "mutation($id: ID!) { unfollow(userId: $id) { id followersCount viewerIsFollowing } }"
@@ -78,16 +78,9 @@ async def test_followers_paginate_to_the_end_without_repeats(client: httpx.Async
     for name in names:
         token, _ = await sign_up(client, name)
         await gql(client, FOLLOW, {"id": star_id}, token=token)
-    seen: list[str] = []
-    after = None
-    while True:
-        variables = {"u": "star", "first": 3, "after": after}
-        page = (await gql(client, PROFILE, variables))["user"]["followers"]
-        seen += [edge["node"]["username"] for edge in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"]:
-            break
-        after = page["pageInfo"]["endCursor"]
-    assert seen == names[::-1]  # newest follow first
+    variables = {"u": "star", "first": 3}
+    nodes = await all_pages(client, PROFILE, variables, lambda d: d["user"]["followers"])
+    assert [node["username"] for node in nodes] == names[::-1]  # newest follow first
 
 
 async def test_page_size_and_cursor_are_validated(client: httpx.AsyncClient) -> None:

@@ -16,6 +16,7 @@ from tests.gql import (
     DELETE_TWEET,
     TIMELINE,
     TWEET,
+    all_pages,
     gql,
     gql_error,
     sign_up,
@@ -59,15 +60,9 @@ async def test_timeline_pages_to_the_end_in_order(client: httpx.AsyncClient) -> 
     texts = [f"tweet {i}" for i in range(12)]
     for text in texts:
         await tweet(client, token, text)
-    seen: list[str] = []
-    after = None
-    while True:
-        variables = {"u": "alice", "first": 5, "after": after}
-        page = (await gql(client, TIMELINE, variables))["user"]["tweets"]
-        seen += [edge["node"]["text"] for edge in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"]:
-            break
-        after = page["pageInfo"]["endCursor"]
+    variables = {"u": "alice", "first": 5}
+    nodes = await all_pages(client, TIMELINE, variables, lambda d: d["user"]["tweets"])
+    seen = [node["text"] for node in nodes]
     assert seen == texts[::-1]
 
 
