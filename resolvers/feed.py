@@ -121,7 +121,9 @@ async def feed_source(
     ctx.services.metrics.feed_misses.inc()
     if await feeds.try_lock_rebuild(viewer, secrets.token_hex(8)):
         try:
-            await rebuild(ctx, viewer, view)
+            # Another process may have finished a rebuild between our read and our lock.
+            if not (await feeds.page(viewer, 1, None)).complete:
+                await rebuild(ctx, viewer, view)
         finally:
             await feeds.unlock_rebuild(viewer)
         return RefSource(ctx, viewer, None)

@@ -177,3 +177,19 @@ async def test_push_twice_leaves_one_entry_and_one_live_event(feeds: FeedCache) 
     assert messages == [(b"live:11", b"event")]
     assert await feeds.members(11) == [ref] and await feeds.members(12) == [ref]
     assert not await feeds.client.exists(feed_key(13))
+
+
+async def test_concurrent_misses_rebuild_once(client: httpx.AsyncClient) -> None:
+    u = await users(client, "ann", "bob")
+    await gql(client, FOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])
+    for i in range(3):
+        await tweet(client, u["bob"][0], f"bob {i}")
+    pages = await asyncio.gather(*(read_feed(client, u["ann"][0]) for _ in range(10)))
+    assert all(page == ["bob 2", "bob 1", "bob 0"] for page in pages)
+    metrics = (await client.get("/metrics")).text
+    rebuilds = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("feed_rebuild_duration_seconds_count")
+    )
+    assert rebuilds.endswith(" 1.0"), rebuilds
