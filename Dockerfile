@@ -8,4 +8,6 @@ COPY . .
 RUN useradd --system --uid 10001 chirp && chown -R chirp /srv
 USER chirp
 EXPOSE 8000
-CMD ["uvicorn", "app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# nginx is another container: trust its X-Forwarded-For (client IPs feed the rate limits).
+CMD ["uvicorn", "app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", \
+     "--proxy-headers", "--forwarded-allow-ips", "*"]
