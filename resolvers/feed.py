@@ -159,7 +159,7 @@ async def celebrity_refs(ctx: RequestContext, view: Followees) -> list[FeedRef]:
     if not merged:
         return []
     recent = await ctx.services.celebrities.recent(merged)
-    return merge_newest([[FeedRef(t, c) for t in ids] for c, ids in recent.items()], 10**9)
+    return merge_newest([[FeedRef(t, c) for t in ids] for c, ids in recent.items()])
 
 
 async def read_feed(ctx: RequestContext, first: int, after: FeedRef | None) -> FeedResult:
@@ -178,7 +178,7 @@ async def read_feed(ctx: RequestContext, first: int, after: FeedRef | None) -> F
         # Celebrity refs are merged only down to the oldest cached ref of this round: below it,
         # cached refs not fetched yet may interleave.
         floor = None if exhausted else cached[-1]
-        candidates = merge_newest([cached, _between(celebrity, cursor, floor)], 10**9)
+        candidates = merge_newest([cached, _between(celebrity, cursor, floor)])
         visible = await visible_items(ctx, viewer, view, candidates)
         unread = len(candidates)
         for ref in candidates:

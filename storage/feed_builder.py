@@ -10,9 +10,9 @@ from storage.feeds import FeedRef
 from storage.tweets import TweetStore
 
 
-def merge_newest(streams: list[list[FeedRef]], limit: int) -> list[FeedRef]:
-    """K-way merge of newest-first lists into one newest-first list of at most `limit` refs,
-    without duplicates."""
+def merge_newest(streams: list[list[FeedRef]], limit: int | None = None) -> list[FeedRef]:
+    """K-way merge of newest-first lists into one newest-first list without duplicates, of at
+    most `limit` refs (None: all)."""
     merged = heapq.merge(*streams, reverse=True)
     unique = (ref for ref, _ in itertools.groupby(merged))
     return list(itertools.islice(unique, limit))
