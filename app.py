@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET
 
 from auth.passwords import PasswordHasher
 from auth.tokens import TokenIssuer
@@ -40,7 +42,7 @@ from storage.celebrity_timelines import CelebrityTimelines
 from storage.fanout_stats import FanoutStats
 from storage.feeds import open_feed_cache
 from storage.ids import IdGenerator
-from storage.live_hub import LiveHub
+from storage.live_hub import LiveHub, TooManyConnections
 from storage.media import open_media_library
 from storage.object_store import S3ObjectStore
 from storage.rate_limits import RateLimiter
@@ -68,7 +70,7 @@ class GraphQLApp(GraphQL):
             websocket=request if isinstance(request, WebSocket) else None,
         )
 
-    async def on_ws_connect(self, context: RequestContext) -> None:
+    async def on_ws_connect(self, context: RequestContext) -> Any:
         """Authenticate a WebSocket from its connection_init payload (or the upgrade request's
         Authorization header); refuse the connection otherwise."""
         params = context.connection_params or {}
@@ -77,9 +79,27 @@ class GraphQLApp(GraphQL):
             scheme, _, token = header.partition(" ")
             context.token = token.strip() if scheme.lower() == "bearer" else header.strip()
         try:
-            await context.viewer_id()
+            viewer = await context.viewer_id()
+            context.connection_slot = await context.services.live.open_connection(viewer)
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": str(exc), "code": exc.code}) from None
+        except TooManyConnections:
+            raise ConnectionRejectionError({"code": "RATE_LIMITED"}) from None
+        return UNSET  # a plain connection_ack
+
+    async def run(
+        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ):
+        """WebSockets: the context is made here so the connection's slot is freed when the
+        socket ends, however it ends."""
+        if not isinstance(request, WebSocket):
+            return await super().run(request, context=context, root_value=root_value)
+        context = await self.get_context(request, None)
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        finally:
+            if context.connection_slot is not None:
+                await context.services.live.close_connection(context.connection_slot)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(GRAPHIQL_PAGE, media_type="text/html")
@@ -111,7 +131,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         feeds,
         celebrities,
         presence_ttl_seconds=settings.presence_ttl_seconds,
-        max_per_user=settings.max_live_subscriptions_per_user,
+        max_per_user=settings.max_ws_connections_per_user,
     )
     subscribed = asyncio.Event()
     listener = asyncio.create_task(listen_for_invalidations(documents, cache, subscribed))

@@ -133,7 +133,7 @@ class Settings:
     max_query_tokens: int = 2000  # lexical tokens in one operation: bounds parse and complexity
     max_query_bytes: int = 20_000
     max_body_bytes: int = 100_000  # GraphQL request bodies (uploads have MEDIA_MAX_BYTES)
-    max_live_subscriptions_per_user: int = 5
+    max_ws_connections_per_user: int = 5  # over all API processes
 
     # Rate limits: "N/S" = at most N in any S seconds (sliding window, kept in the feed Redis)
     rate_tweets: str = "30/60"  # per user

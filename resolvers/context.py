@@ -71,6 +71,7 @@ class RequestContext:
     client_ip: str = "unknown"
     websocket: WebSocket | None = None
     connection_params: dict[str, object] | None = None
+    connection_slot: str | None = None  # this WebSocket's count against the per-user cap
     _viewer_id: int | None = field(default=None, init=False)
 
     def reset_loaders(self) -> None:

@@ -18,8 +18,8 @@ Keys (this module is their only writer); `{V}` is the viewer id:
   presence:{V}       exists while V has a live subscription (heartbeat TTL); fan-out publishes
                      live events only for these viewers, on channel live:<V>.
   lock:feed:{V}      held by the one process rebuilding V's feed.
-  live_slots:{V}     sorted set: V's live subscriptions on every API process, scored by when
-                     their heartbeat lapses; bounds how many one user may hold.
+  live_slots:{V}     sorted set: V's WebSocket connections on every API process, scored by
+                     when their heartbeat lapses; bounds how many one user may hold.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from storage.celebrity_timelines import CelebrityTimelines
@@ -37,15 +38,14 @@ class LiveEvent:
     tweet_id: int
 
 
-class TooManySubscriptions(Exception):
-    """The viewer already holds the maximum number of live subscriptions."""
+class TooManyConnections(Exception):
+    """The user already holds the maximum number of WebSocket connections."""
 
 
 @dataclass(eq=False)
 class LiveSubscription:
     viewer_id: int
     celebrities: frozenset[int]
-    slot: str = field(default_factory=lambda: secrets.token_hex(8))
     queue: asyncio.Queue[LiveEvent] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
     )
@@ -70,6 +70,8 @@ class LiveHub:
         self._presence_ttl = presence_ttl_seconds
         self._max_per_user = max_per_user
         self._subscriptions: dict[int, set[LiveSubscription]] = {}
+        self._connections: dict[str, int] = {}  # connection slot -> user id
+        self._background: set[asyncio.Future[object]] = set()
         self._pubsub = feeds.client.pubsub()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -91,13 +93,26 @@ class LiveHub:
     def connections_of(self, viewer_id: int) -> int:
         return len(self._subscriptions.get(viewer_id, ()))
 
-    async def join(self, viewer_id: int, celebrities: list[int]) -> LiveSubscription:
-        """Start delivering to a new subscription. Raises TooManySubscriptions."""
-        subscription = LiveSubscription(viewer_id, frozenset(celebrities))
+    async def open_connection(self, user_id: int) -> str:
+        """Count a new WebSocket of the user against MAX_WS_CONNECTIONS_PER_USER (over every
+        API process; a slot lapses if its process stops heartbeating). Returns its slot.
+        Raises TooManyConnections."""
+        slot = secrets.token_hex(8)
         if not await self._feeds.claim_live_slot(
-            viewer_id, subscription.slot, self._max_per_user, self._presence_ttl
+            user_id, slot, self._max_per_user, self._presence_ttl
         ):
-            raise TooManySubscriptions(viewer_id)
+            raise TooManyConnections(user_id)
+        self._connections[slot] = user_id
+        return slot
+
+    async def close_connection(self, slot: str) -> None:
+        user_id = self._connections.pop(slot, None)
+        if user_id is not None:
+            await self._feeds.release_live_slot(user_id, slot)
+
+    async def join(self, viewer_id: int, celebrities: list[int]) -> LiveSubscription:
+        """Start delivering to a new subscription."""
+        subscription = LiveSubscription(viewer_id, frozenset(celebrities))
         local = self._subscriptions.setdefault(viewer_id, set())
         local.add(subscription)
         if len(local) == 1:
@@ -111,10 +126,16 @@ class LiveHub:
         a subscription of the same viewer."""
         local = self._subscriptions.get(subscription.viewer_id, set())
         local.discard(subscription)
-        await self._feeds.release_live_slot(subscription.viewer_id, subscription.slot)
         if not local:
             self._subscriptions.pop(subscription.viewer_id, None)
-            await self._pubsub.unsubscribe(live_channel(subscription.viewer_id))
+            # Never wait on the pub/sub connection here: its reader task may hold it for up to
+            # a second, and a closing socket waits for this.
+            self._spawn(self._pubsub.unsubscribe(live_channel(subscription.viewer_id)))
+
+    def _spawn(self, command: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(command)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def celebrity_tweets(self, celebrity_id: int, tweet_ids: list[int]) -> None:
         for subscriptions in self._subscriptions.values():
@@ -153,11 +174,7 @@ class LiveHub:
         while True:
             await asyncio.sleep(self._presence_ttl / 3)
             try:
-                slots = [
-                    (viewer_id, s.slot)
-                    for viewer_id, subscriptions in self._subscriptions.items()
-                    for s in subscriptions
-                ]
+                slots = [(user_id, slot) for slot, user_id in self._connections.items()]
                 await self._feeds.mark_online_many(
                     list(self._subscriptions), self._presence_ttl, slots
                 )
