@@ -35,7 +35,7 @@ def crash_settings(settings: Settings) -> Settings:
         settings,
         broker_heartbeat_timeout_ms=1_000,
         broker_maintenance_chance=1_000_000,
-        fanout_batch_size=100,
+        fanout_batch_size=20,  # 1,000 delivery messages: plenty still queued when it dies
     )
 
 
