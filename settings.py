@@ -119,9 +119,15 @@ class Settings:
     s3_region: str = "us-east-1"
     s3_secure: bool = False
     media_max_bytes: int = 5 * 1024 * 1024
-    media_max_pixels: int = 40_000_000
+    media_max_pixels: int = 40_000_000  # the whole image: frames x width x height
+    media_max_frames: int = 100  # frames of an animated image
+    media_verify_memory_mb: int = 1536  # address space of one image-verification process
+    media_verify_cpu_seconds: int = 10  # CPU time of one image-verification process
+    media_verify_timeout_seconds: float = 20.0  # wall clock, then it is killed
+    media_verify_concurrency: int = 2  # verification processes at once per API process
     media_upload_url_ttl_seconds: int = 900
-    media_orphan_hours: float = 24.0
+    media_orphan_hours: float = 1.0  # an unattached upload expires and is deleted after this
+    media_max_pending_bytes: int = 25 * 1024 * 1024  # declared bytes of a user's unattached uploads
 
     token_recheck_seconds: float = 30.0  # open WebSockets re-check their token this often
 
@@ -140,6 +146,7 @@ class Settings:
     rate_follows: str = "60/60"  # per user, follows and unfollows together
     rate_logins: str = "10/300"  # per IP and per username
     rate_signups: str = "5/3600"  # per IP
+    rate_media_uploads: str = "30/60"  # createMediaUpload per user
 
     def __post_init__(self) -> None:
         if self.graph_backend not in {"falkordb", "neo4j"}:
@@ -154,7 +161,7 @@ class Settings:
             raise SettingsError("JWT_SECRET must be at least 32 characters")
         if self.app_env == "production" and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
             raise SettingsError("JWT_SECRET: set a secret of your own in production")
-        for name in ("rate_tweets", "rate_follows", "rate_logins", "rate_signups"):
+        for name in (f.name for f in fields(self) if f.name.startswith("rate_")):
             try:
                 parse_rate(getattr(self, name))
             except ValueError as exc:
