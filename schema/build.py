@@ -19,6 +19,7 @@ from strawberry.extensions import (
 from schema.errors import coded_result
 from schema.limits import max_query_bytes_rule
 from schema.root import Mutation, Query, Subscription
+from schema.unicode_input import RejectLoneSurrogates
 
 QUERY_CACHE_SIZE = 1024
 
@@ -72,6 +73,7 @@ def build_schema(
         # Clients send the same few operations over and over: parse and validate each once.
         lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
         lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
+        RejectLoneSurrogates,
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
