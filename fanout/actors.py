@@ -106,12 +106,16 @@ async def deliver(author_id: int, tweet_id: int, follower_ids: list[int], action
 
 async def reconcile(follower_id: int, followee_id: int) -> None:
     """After an unfollow: if the graph says the follow is really gone, remove the followee's
-    tweets from the follower's feed. Re-reading the graph makes late or repeated runs safe: a
-    re-follow in between keeps the tweets."""
+    tweets from the follower's feed. Re-reading the graph makes late or repeated runs safe, and
+    the removal happens only if the follower's follow state is still the one the graph was read
+    at: a re-follow between the check and the removal (which merges the tweets back) makes this
+    run again, later, and find the follow."""
     stores = await resources()
+    version = await stores.feeds.following_version(follower_id)
     if followee_id in await stores.graph.following_among(follower_id, [followee_id]):
         return
-    await stores.feeds.unmerge_from_feed(follower_id, followee_id)
+    if await stores.feeds.unmerge_from_feed(follower_id, followee_id, version) is None:
+        raise dramatiq.Retry("the follow state changed during the check")
 
 
 async def collect_unclaimed_account(user_id: int, username: str) -> None:

@@ -42,20 +42,29 @@ class FeedResult:
 @dataclass
 class Followees:
     """What the viewer follows, from the feed cache or (on a miss) from the graph. `rows` are
-    the graph's (id, celebrity) pairs when this read had to ask the graph."""
+    the graph's (id, celebrity) pairs when this read had to ask the graph. `version` is the
+    viewer's follow-state version read before any of it: removals judged from this view are
+    made only if it still holds."""
 
     celebrities: list[int]
     check: Callable[[list[int]], Awaitable[set[int]]]
+    version: str
     rows: list[tuple[int, bool]] | None = None
 
 
 async def followees(
-    ctx: RequestContext, viewer: int, cached_celebrities: list[int] | None
+    ctx: RequestContext,
+    viewer: int,
+    cached_celebrities: list[int] | None,
+    version: str | None = None,
 ) -> Followees:
-    """`cached_celebrities` comes with a feed page (FeedPage.celebrities): if the followee set
-    is cached, this costs no round trip; otherwise the graph is asked and the cache filled."""
+    """`cached_celebrities` and `version` come with a feed page (FeedPage.celebrities and
+    .following_version): if the followee set is cached, this costs no round trip; otherwise the
+    graph is asked and the cache filled."""
     services = ctx.services
     feeds = services.feeds
+    if version is None:
+        version = await feeds.following_version(viewer)
     celebrities = cached_celebrities
     if celebrities is not None:
 
@@ -65,8 +74,7 @@ async def followees(
                 return await services.graph.following_among(viewer, authors)
             return {a for a, followed in zip(authors, flags, strict=True) if followed}
 
-        return Followees(celebrities, check_cached)
-    version = await feeds.following_version(viewer)
+        return Followees(celebrities, check_cached, version)
     rows = await services.graph.followee_ids(viewer)
     followed = {user_id for user_id, _ in rows}
     celebrities = sorted(user_id for user_id, celebrity in rows if celebrity)
@@ -75,7 +83,7 @@ async def followees(
     async def check_local(authors: list[int]) -> set[int]:
         return followed.intersection(authors)
 
-    return Followees(celebrities, check_local, rows)
+    return Followees(celebrities, check_local, version, rows)
 
 
 class RefSource:
@@ -166,7 +174,7 @@ async def read_feed(ctx: RequestContext, first: int, after: FeedRef | None) -> F
     viewer = await ctx.viewer_id()
     want = page_size(ctx, first)
     page = await ctx.services.feeds.page(viewer, 2 * want, after)
-    view = await followees(ctx, viewer, page.celebrities)
+    view = await followees(ctx, viewer, page.celebrities, page.following_version)
     source = await feed_source(ctx, viewer, view, page, after)
     celebrity = await celebrity_refs(ctx, view)
     items: list[FeedItem] = []
@@ -193,7 +201,8 @@ async def read_feed(ctx: RequestContext, first: int, after: FeedRef | None) -> F
         if len(items) == want or not more:
             break
     if hidden:
-        await ctx.services.feeds.drop_refs(viewer, hidden)  # reclaim space: they never show
+        # Reclaim space: they never show (unless a follow since the view was read).
+        await ctx.services.feeds.drop_refs(viewer, hidden, view.version)
     return FeedResult(items=items, has_next_page=more, end_cursor=cursor)
 
 

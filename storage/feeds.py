@@ -13,8 +13,10 @@ Keys (this module is their only writer); `{V}` is the viewer id:
                      filtering at read time. Dropped on every follow/unfollow of V.
   following_celebs:{V}  the celebrities among them (plus 0), merged into V's pages at read
                      time. Written and dropped together with following:{V}.
-  following_ver:{V}  counter bumped by every follow/unfollow of V: a rebuild of following:{V}
-                     from the graph is written only if no follow happened meanwhile.
+  following_ver:{V}  counter bumped by every follow/unfollow of V, before a follow merges
+                     entries in: a rebuild of following:{V} from the graph is written, and
+                     entries judged unfollowed are removed, only if no follow happened since
+                     the decision's inputs were read.
   presence:{V}       exists while V has a live subscription (heartbeat TTL); fan-out publishes
                      live events only for these viewers, on channel live:<V>.
   lock:feed:{V}      held by the one process rebuilding V's feed.
@@ -94,6 +96,7 @@ class FeedPage:
     exhausted: bool  # True: no older entries remain in the cache
     ttl_seconds: int
     celebrities: list[int] | None  # the celebrities the viewer follows; None: not cached
+    following_version: str  # following_ver, read before the cached followee sets
 
 
 # Shared Lua: how many marker members `key` holds, and trimming to the cap above them.
@@ -179,6 +182,33 @@ return 1
 """
 
 
+# Removals decided from the viewer's follow state, done only if that state has not changed since:
+# a follow bumps following_ver before it merges entries in, so a removal judged before a re-follow
+# can never take the entries that re-follow merged. KEYS: feed, following_ver.  ARGV: the version
+# read before the decision, then the script's own arguments. Returns -1 (and removes nothing) if
+# the version moved.
+_IF_UNCHANGED = """
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return -1 end
+"""
+
+# ARGV[2...]: members to remove. Returns how many were removed.
+_DROP_IF_UNCHANGED = _IF_UNCHANGED + "return redis.call('ZREM', KEYS[1], unpack(ARGV, 2))"
+
+# ARGV[2]: an author id as 8 big-endian bytes. Removes every entry by that author (the markers
+# have tweet id 0: they stay). Returns how many were removed.
+_UNMERGE_IF_UNCHANGED = (
+    _IF_UNCHANGED
+    + """
+local removed = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 9) == ARGV[2] and string.sub(member, 1, 8) ~= string.rep('\\0', 8) then
+    removed = removed + redis.call('ZREM', KEYS[1], member)
+  end
+end
+return removed
+"""
+)
+
 # KEYS: slots.  ARGV: now (ms), lapse (ms), max, slot id.  1 if the slot was taken, else 0.
 _CLAIM_SLOT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -202,6 +232,8 @@ class FeedCache:
         self._merge = client.register_script(_MERGE)
         self._fill_following = client.register_script(_FILL_FOLLOWING)
         self._claim_slot = client.register_script(_CLAIM_SLOT)
+        self._drop_if_unchanged = client.register_script(_DROP_IF_UNCHANGED)
+        self._unmerge_if_unchanged = client.register_script(_UNMERGE_IF_UNCHANGED)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -211,12 +243,13 @@ class FeedCache:
         start = b"+" if before is None else b"(" + before.member()
         key = feed_key(viewer_id)
         async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(following_version_key(viewer_id))
             pipe.zrange(key, start, b"-", desc=True, bylex=True, offset=0, num=count)
             pipe.zscore(key, COMPLETE)
             pipe.ttl(key)
             pipe.exists(following_celebs_key(viewer_id))
             pipe.smembers(following_celebs_key(viewer_id))
-            members, complete, ttl, celebs_cached, celebs = await pipe.execute()
+            version, members, complete, ttl, celebs_cached, celebs = await pipe.execute()
         refs = [FeedRef.from_member(m) for m in members if m not in _MARKERS]
         return FeedPage(
             refs=refs,
@@ -224,6 +257,7 @@ class FeedCache:
             exhausted=len(members) < count or len(refs) < len(members),
             ttl_seconds=ttl,
             celebrities=sorted(int(c) for c in celebs if int(c)) if celebs_cached else None,
+            following_version=(version or b"0").decode(),
         )
 
     async def keep_alive(self, viewer_id: int, ttl_seconds: int) -> None:
@@ -258,14 +292,35 @@ class FeedCache:
         """Add refs to the viewer's feed if it exists (a follow). False if there is no feed."""
         return await self._merge_refs(viewer_id, refs, finish=False)
 
-    async def drop_refs(self, viewer_id: int, refs: list[FeedRef]) -> None:
-        """Remove entries a read found invisible (deleted, or by someone no longer followed)."""
-        await self._redis.zrem(feed_key(viewer_id), *(r.member() for r in refs))
+    async def drop_refs(
+        self, viewer_id: int, refs: list[FeedRef], following_version: str | None = None
+    ) -> None:
+        """Remove entries a read found invisible (deleted, or by someone no longer followed).
+        With `following_version` (read before the follow state the read judged by), only if no
+        follow or unfollow happened since: a re-follow may have merged them back meanwhile."""
+        members = [r.member() for r in refs]
+        if following_version is None:
+            await self._redis.zrem(feed_key(viewer_id), *members)
+        else:
+            await self._if_unchanged(self._drop_if_unchanged, viewer_id, following_version, members)
 
-    async def unmerge_from_feed(self, viewer_id: int, author_id: int) -> int:
-        """Remove every entry by `author_id` (an unfollow's clean-up). Returns how many."""
-        doomed = [r.member() for r in await self.members(viewer_id) if r.author_id == author_id]
-        return int(await self._redis.zrem(feed_key(viewer_id), *doomed)) if doomed else 0
+    async def unmerge_from_feed(
+        self, viewer_id: int, author_id: int, following_version: str
+    ) -> int | None:
+        """Remove every entry by `author_id` (an unfollow's clean-up), unless the viewer's follow
+        state changed since `following_version` was read. How many were removed; None if the
+        state changed (nothing removed: decide again)."""
+        author = author_id.to_bytes(ID_BYTES, "big")
+        removed = await self._if_unchanged(
+            self._unmerge_if_unchanged, viewer_id, following_version, [author]
+        )
+        return None if removed < 0 else removed
+
+    async def _if_unchanged(
+        self, script, viewer_id: int, following_version: str, args: list[bytes]
+    ) -> int:
+        keys = [feed_key(viewer_id), following_version_key(viewer_id)]
+        return int(await script(keys=keys, args=[following_version, *args]))
 
     # -- rebuilding ----------------------------------------------------------------------------
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import dramatiq
 import httpx
 import pytest
 
 from devstack.servers import ManagedProcess
+from fanout import actors, runtime
 from schema.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
@@ -34,6 +37,43 @@ async def feeds(settings: Settings) -> AsyncIterator[FeedCache]:
     cache = open_feed_cache(settings)
     yield cache
     await cache.client.aclose()
+
+
+@pytest.fixture
+async def worker_stores(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[runtime.WorkerResources]:
+    """What actors use, in this process: a test runs an actor itself, step by step."""
+    monkeypatch.setattr(runtime, "_settings", settings)
+    monkeypatch.setattr(runtime, "_resources", None)
+    stores = await runtime.resources()
+    yield stores
+    await stores.graph.close()
+    await stores.feeds.client.aclose()
+
+
+class Pause:
+    """Holds the first call of an async method at its start until `resume()`. Works across
+    event loops (the API serves on its own loop, in a thread), without blocking either."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> None:
+        self._reached = threading.Event()
+        self._resume = threading.Event()
+        real = getattr(owner, name)
+
+        async def paused(*args: object, **kwargs: object) -> object:
+            if not self._reached.is_set():
+                self._reached.set()
+                await asyncio.to_thread(self._resume.wait)
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, paused)
+
+    async def reached(self) -> None:
+        assert await asyncio.to_thread(self._reached.wait, 30), "the paused call never came"
+
+    def resume(self) -> None:
+        self._resume.set()
 
 
 async def idle(settings: Settings) -> None:
@@ -193,3 +233,45 @@ async def test_concurrent_misses_rebuild_once(client: httpx.AsyncClient) -> None
         if line.startswith("feed_rebuild_duration_seconds_count")
     )
     assert rebuilds.endswith(" 1.0"), rebuilds
+
+
+async def followed_then_unfollowed(client: httpx.AsyncClient) -> tuple[dict, int, int]:
+    """ann has a feed holding bob's tweet, merged by a follow, then unfollows bob: the
+    reconcile job is queued (no worker runs it here)."""
+    u = await users(client, "ann", "bob")
+    await tweet(client, u["bob"][0], "bob's")
+    assert await read_feed(client, u["ann"][0]) == []  # ann is active: she has a feed
+    await gql(client, FOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])
+    await gql(client, UNFOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])
+    ann, bob = (parse_user_global_id(u[name][1]) for name in ("ann", "bob"))
+    return u, ann, bob
+
+
+async def test_refollow_between_reconcile_check_and_removal_keeps_the_tweets(
+    client: httpx.AsyncClient,
+    worker_stores: runtime.WorkerResources,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    u, ann, bob = await followed_then_unfollowed(client)
+    pause = Pause(monkeypatch, FeedCache, "unmerge_from_feed")
+    job = asyncio.create_task(actors.reconcile(ann, bob))
+    await pause.reached()  # the job has seen the follow gone in the graph
+    await gql(client, FOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])  # merges bob's tweet back
+    pause.resume()
+    with pytest.raises(dramatiq.Retry):  # removed nothing; Dramatiq runs it again later
+        await job
+    await actors.reconcile(ann, bob)  # the retry: finds the follow
+    assert await read_feed(client, u["ann"][0]) == ["bob's"]
+
+
+async def test_refollow_while_a_read_drops_hidden_entries_keeps_the_tweets(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u, _, _ = await followed_then_unfollowed(client)
+    pause = Pause(monkeypatch, FeedCache, "drop_refs")
+    read = asyncio.create_task(read_feed(client, u["ann"][0]))
+    await pause.reached()  # the read has judged bob's tweet unfollowed
+    await gql(client, FOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])
+    pause.resume()
+    assert await read == []  # what ann followed when she asked
+    assert await read_feed(client, u["ann"][0]) == ["bob's"]
