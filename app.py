@@ -21,7 +21,6 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET
 
@@ -50,6 +49,7 @@ from storage.redis_clients import open_redis
 from storage.tweet_cache import TweetCache, listen_for_invalidations
 from storage.tweets import TweetStore
 from web.body_limit import BodyLimit
+from web.graphql_http import GraphQLOverHTTP
 from web.uploads import put_upload
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -59,8 +59,9 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 5
 log = logging.getLogger(__name__)
 
 
-class GraphQLApp(GraphQL):
-    """Strawberry's ASGI app with our context and a GraphiQL page served from local assets."""
+class GraphQLApp(GraphQLOverHTTP):
+    """Strawberry's ASGI app (GraphQL over HTTP as the spec asks: web/graphql_http.py) with our
+    context and a GraphiQL page served from local assets."""
 
     async def get_context(self, request: Request | WebSocket, response: object) -> RequestContext:
         return RequestContext(
