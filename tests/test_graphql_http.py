@@ -144,6 +144,8 @@ async def test_mutation_over_get_is_405_and_changes_nothing(client: httpx.AsyncC
         assert response.headers["content-type"] == accept
         assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
     assert (await gql(client, '{ user(username: "mallory") { id } }'))["user"] is None
+    head = await client.head("/graphql", params={"query": "{ __typename }"})
+    assert (head.status_code, head.headers["allow"]) == (405, "GET, POST")
     # Queries over GET still work.
     query = await client.get("/graphql", params={"query": "{ __typename }"})
     assert (query.status_code, query.json()) == (200, {"data": {"__typename": "Query"}})

@@ -23,6 +23,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -101,7 +102,9 @@ def error_response(exc: HTTPException, media_type: str) -> Response:
     """An HTTP-level refusal as a GraphQL response with a coded error (no `data`: nothing ran)."""
     code = HTTPStatus(exc.status_code).name
     body = {"errors": [{"message": exc.reason, "extensions": {"code": code}}]}
-    headers = exc.headers if isinstance(exc, HTTPError) else {}
+    headers = dict(exc.headers) if isinstance(exc, HTTPError) else {}
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers.setdefault("Allow", "GET, POST")  # Strawberry's own 405 (e.g. HEAD) names none
     response = JSONResponse(body, exc.status_code, headers=headers, media_type=media_type)
     response.headers.add_vary_header("Accept")
     return response
@@ -122,7 +125,7 @@ class GraphQLOverHTTP(GraphQL):
             response = error_response(exc, negotiate(request.headers.get("accept")) or JSON)
         await response(scope, receive, send)
 
-    async def get_sub_response(self, request: Request | Any) -> Response:
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """The per-request response template carries the negotiated media type."""
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = negotiate(request.headers.get("accept"))
