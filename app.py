@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from auth.passwords import PasswordHasher
@@ -34,14 +34,13 @@ from ops.metrics import Metrics, MetricsMiddleware
 from resolvers.context import RequestContext, Services, bearer_token
 from resolvers.feed import CELEBRITY_RECENT
 from schema.build import build_schema
-from schema.errors import Unauthenticated
 from settings import Settings
 from storage.accounts import AccountStore
 from storage.celebrity_timelines import CelebrityTimelines
 from storage.fanout_stats import FanoutStats
 from storage.feeds import open_feed_cache
 from storage.ids import IdGenerator
-from storage.live_hub import LiveHub, TooManyConnections
+from storage.live_hub import LiveHub
 from storage.media import open_media_library
 from storage.object_store import S3ObjectStore
 from storage.rate_limits import RateLimiter
@@ -50,6 +49,7 @@ from storage.tweet_cache import TweetCache, listen_for_invalidations
 from storage.tweets import TweetStore
 from web.body_limit import BodyLimit
 from web.graphql_http import GraphQLOverHTTP
+from web.graphql_ws import TransportWSHandler, accept_socket, refuse_subprotocol
 from web.uploads import put_upload
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -71,21 +71,11 @@ class GraphQLApp(GraphQLOverHTTP):
             websocket=request if isinstance(request, WebSocket) else None,
         )
 
+    graphql_transport_ws_handler_class = TransportWSHandler  # close codes: web/graphql_ws.py
+
     async def on_ws_connect(self, context: RequestContext) -> Any:
-        """Authenticate a WebSocket from its connection_init payload (or the upgrade request's
-        Authorization header); refuse the connection otherwise."""
-        params = context.connection_params or {}
-        header = params.get("Authorization") or params.get("authorization")
-        if isinstance(header, str):
-            scheme, _, token = header.partition(" ")
-            context.token = token.strip() if scheme.lower() == "bearer" else header.strip()
-        try:
-            viewer = await context.viewer_id()
-            context.connection_slot = await context.services.live.open_connection(viewer)
-        except Unauthenticated as exc:
-            raise ConnectionRejectionError({"message": str(exc), "code": exc.code}) from None
-        except TooManyConnections:
-            raise ConnectionRejectionError({"code": "RATE_LIMITED"}) from None
+        """Authenticate a WebSocket at connection_init; refused ones close (SocketRefused)."""
+        await accept_socket(context)
         return UNSET  # a plain connection_ack
 
     async def run(
@@ -95,6 +85,8 @@ class GraphQLApp(GraphQLOverHTTP):
         socket ends, however it ends."""
         if not isinstance(request, WebSocket):
             return await super().run(request, context=context, root_value=root_value)
+        if GRAPHQL_TRANSPORT_WS_PROTOCOL not in request.scope.get("subprotocols", ()):
+            return await refuse_subprotocol(request)
         context = await self.get_context(request, None)
         try:
             return await super().run(request, context=context, root_value=root_value)
@@ -218,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
     )
 
     @contextlib.asynccontextmanager

@@ -127,6 +127,8 @@ async def viewer_profile(ctx: RequestContext) -> Profile:
 
 
 async def log_out_everywhere(ctx: RequestContext) -> None:
-    """Every token of the caller stops working, this one included; open sockets close at their
-    next token check (within TOKEN_RECHECK_SECONDS)."""
-    await ctx.services.accounts.revoke_tokens(await ctx.viewer_id())
+    """Every token of the caller stops working, this one included; the caller's open sockets on
+    every API process are re-checked at once and close (4401)."""
+    viewer = await ctx.viewer_id()
+    await ctx.services.accounts.revoke_tokens(viewer)
+    await ctx.services.live.revoke(viewer)

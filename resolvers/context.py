@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from starlette.requests import HTTPConnection
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.dataloader import DataLoader
 
 from auth.passwords import PasswordHasher
@@ -17,7 +17,7 @@ from graph.port import FollowCounts
 from ops.metrics import Metrics
 from schema.errors import Unauthenticated
 from settings import Settings
-from storage.accounts import AccountStore, Profile
+from storage.accounts import AccountStore, NoSuchAccount, Profile
 from storage.celebrity_timelines import CelebrityTimelines
 from storage.feeds import FeedCache
 from storage.ids import IdGenerator
@@ -27,6 +27,7 @@ from storage.rate_limits import RateLimiter
 from storage.redis_clients import DocumentsRedis
 from storage.tweet_cache import TweetCache, TweetRef
 from storage.tweets import Tweet, TweetStore
+from web.graphql_ws import CLOSE_UNAUTHORIZED
 
 
 @dataclass
@@ -141,11 +142,36 @@ class RequestContext:
         trusting this context's earlier answer."""
         if self._viewer_id is not None and not fresh:
             return self._viewer_id
+        self._viewer_id = None  # a failed check must not leave an earlier answer behind
         claims = self.claims()
-        if await self.services.accounts.token_version(claims.user_id) != claims.token_version:
+        try:
+            version = await self.services.accounts.token_version(claims.user_id)
+        except NoSuchAccount:
+            raise Unauthenticated("invalid or expired token") from None
+        if version != claims.token_version:
             raise Unauthenticated("invalid or expired token")  # revoked by logOutEverywhere
         self._viewer_id = claims.user_id
         return claims.user_id
+
+    async def socket_still_authorized(self) -> bool:
+        """Check this WebSocket's token afresh, as an HTTP request would be (signature, expiry,
+        token version, account), before each operation and on revocation; the socket's
+        DataLoaders start fresh too. A token that no longer holds closes the socket (4401)."""
+        self.reset_loaders()
+        try:
+            await self.viewer_id(fresh=True)
+        except Unauthenticated:
+            await self.close_socket(CLOSE_UNAUTHORIZED, "Unauthorized: token expired or revoked")
+            return False
+        return True
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        """Close this context's WebSocket unless it is closed already (several checks may
+        decide to close it at once)."""
+        if self.websocket is not None and self.websocket.application_state == (
+            WebSocketState.CONNECTED
+        ):
+            await self.websocket.close(code=code, reason=reason)
 
     async def optional_viewer_id(self) -> int | None:
         """The caller's id if a valid token came with the request, else None (public fields)."""

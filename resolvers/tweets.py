@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from fanout.planner import live_event
 from resolvers import tweet_text
 from resolvers.context import RequestContext
 from resolvers.limits import enforce
@@ -77,8 +78,10 @@ async def create_tweet(
         ) from None
     if stored_id != tweet.tweet_id:
         return await _existing(ctx, viewer, stored_id)
-    # Read-your-writes: into the author's own feed now (a missing feed is rebuilt with it).
-    await services.feeds.merge_into_feed(viewer, [FeedRef(tweet.tweet_id, viewer)])
+    # Read-your-writes: into the author's own feed now (a missing feed is rebuilt with it), and
+    # live to the author's own feedUpdates like any other new entry (fan-out skips the author).
+    ref = FeedRef(tweet.tweet_id, viewer)
+    await services.feeds.push_to_feeds(ref, [viewer], live_event("tweet", viewer, tweet.tweet_id))
     return tweet
 
 
@@ -103,7 +106,9 @@ async def delete_tweet(ctx: RequestContext, author_id: int, tweet_id: int) -> No
     services.tweet_cache.evict((author_id, tweet_id))
     await publish_invalidation(services.documents, (author_id, tweet_id))
     await services.jobs.retract(author_id, tweet_id)  # reclaim feed space; reads already hide it
-    await services.feeds.drop_refs(author_id, [FeedRef(tweet_id, author_id)])
+    # Out of the author's own feed, telling the author's own feedUpdates (as the job tells others).
+    gone = live_event("deleted", author_id, tweet_id)
+    await services.feeds.unpush_from_feeds(FeedRef(tweet_id, author_id), [author_id], gone)
     if tweet.media:
         await services.jobs.purge_tweet_media(author_id, tweet_id)
 

@@ -44,6 +44,10 @@ def username_key(username: str) -> str:
     return f"username:{username.lower()}"
 
 
+class NoSuchAccount(Exception):
+    """No account (profile) exists for this user id."""
+
+
 class AccountStore:
     """Profiles and username claims. All methods raise redis errors as they come."""
 
@@ -51,7 +55,16 @@ class AccountStore:
         self._redis = client
 
     async def token_version(self, user_id: int) -> int:
-        return int(await self._redis.get(token_version_key(user_id)) or 0)
+        """The user's current token version; NoSuchAccount if the user has no profile (so a
+        validly signed token of an account that was never completed is refused). One round
+        trip: both keys sit on the user's shard."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(token_version_key(user_id))
+            pipe.exists(profile_key(user_id))
+            version, exists = await pipe.execute()
+        if not exists:
+            raise NoSuchAccount(user_id)
+        return int(version or 0)
 
     async def revoke_tokens(self, user_id: int) -> int:
         """Invalidate every token issued so far (they carry the old version); the new version."""

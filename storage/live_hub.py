@@ -9,6 +9,11 @@ celebrity cache reports them here and they go to the local subscribers who follo
 Delivery is at most once: a full queue drops its oldest event, and a dropped connection loses
 what was published meanwhile. Clients resubscribe with a cursor and get what they missed from
 the feed.
+
+The always-subscribed hub channel also carries revocations (logOutEverywhere): every process
+re-checks the token of each socket it holds for that user, and those that no longer hold close.
+A revocation lost with a dropped connection is caught by the check before each operation and by
+the subscriptions' periodic re-check (TOKEN_RECHECK_SECONDS).
 """
 
 from __future__ import annotations
@@ -18,14 +23,14 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from storage.celebrity_timelines import CelebrityTimelines
 from storage.feeds import FeedCache, live_channel
 
 QUEUE_SIZE = 100
-HUB_CHANNEL = "live:hub"  # always subscribed, so the connection exists before any viewer
+HUB_CHANNEL = "live:hub"  # always subscribed (the connection exists before any viewer); revocations
 RECONNECT_DELAY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,12 @@ class LiveEvent:
 
 class TooManyConnections(Exception):
     """The user already holds the maximum number of WebSocket connections."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Connection:
+    user_id: int
+    recheck: Callable[[], Awaitable[bool]]  # checks the socket's token; closes it if revoked
 
 
 @dataclass(eq=False)
@@ -70,7 +81,7 @@ class LiveHub:
         self._presence_ttl = presence_ttl_seconds
         self._max_per_user = max_per_user
         self._subscriptions: dict[int, set[LiveSubscription]] = {}
-        self._connections: dict[str, int] = {}  # connection slot -> user id
+        self._connections: dict[str, _Connection] = {}  # by connection slot
         self._background: set[asyncio.Future[object]] = set()
         self._pubsub = feeds.client.pubsub()
         self._tasks: list[asyncio.Task[None]] = []
@@ -93,22 +104,33 @@ class LiveHub:
     def connections_of(self, viewer_id: int) -> int:
         return len(self._subscriptions.get(viewer_id, ()))
 
-    async def open_connection(self, user_id: int) -> str:
+    async def open_connection(self, user_id: int, recheck: Callable[[], Awaitable[bool]]) -> str:
         """Count a new WebSocket of the user against MAX_WS_CONNECTIONS_PER_USER (over every
         API process; a slot lapses if its process stops heartbeating). Returns its slot.
-        Raises TooManyConnections."""
+        `recheck` is called when the user's tokens are revoked. Raises TooManyConnections."""
         slot = secrets.token_hex(8)
         if not await self._feeds.claim_live_slot(
             user_id, slot, self._max_per_user, self._presence_ttl
         ):
             raise TooManyConnections(user_id)
-        self._connections[slot] = user_id
+        self._connections[slot] = _Connection(user_id, recheck)
         return slot
 
     async def close_connection(self, slot: str) -> None:
-        user_id = self._connections.pop(slot, None)
-        if user_id is not None:
-            await self._feeds.release_live_slot(user_id, slot)
+        connection = self._connections.pop(slot, None)
+        if connection is not None:
+            await self._feeds.release_live_slot(connection.user_id, slot)
+
+    async def revoke(self, user_id: int) -> None:
+        """Tell every API process to re-check the user's sockets now (after logOutEverywhere
+        changed the token version), so revoked ones close within moments."""
+        await self._feeds.client.publish(HUB_CHANNEL, json.dumps({"revoked": user_id}))
+
+    async def _recheck(self, connection: _Connection) -> None:
+        try:
+            await connection.recheck()
+        except Exception:  # the check before the next operation still holds
+            log.warning("re-checking a revoked user's socket failed", exc_info=True)
 
     async def join(self, viewer_id: int, celebrities: list[int]) -> LiveSubscription:
         """Start delivering to a new subscription."""
@@ -145,6 +167,12 @@ class LiveHub:
                         subscription.offer(LiveEvent("tweet", celebrity_id, tweet_id))
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
+        if channel == HUB_CHANNEL.encode():
+            revoked = json.loads(data)["revoked"]
+            for connection in list(self._connections.values()):
+                if connection.user_id == revoked:
+                    self._spawn(self._recheck(connection))
+            return
         viewer_id = int(channel.decode().removeprefix("live:"))
         payload = json.loads(data)
         event = LiveEvent(payload["kind"], payload["author_id"], payload["tweet_id"])
@@ -155,11 +183,7 @@ class LiveHub:
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
-                if (
-                    message
-                    and message["type"] == "message"
-                    and message["channel"] != HUB_CHANNEL.encode()
-                ):
+                if message and message["type"] == "message":
                     self._dispatch(message["channel"], message["data"])
             except asyncio.CancelledError:
                 raise
@@ -174,7 +198,7 @@ class LiveHub:
         while True:
             await asyncio.sleep(self._presence_ttl / 3)
             try:
-                slots = [(user_id, slot) for slot, user_id in self._connections.items()]
+                slots = [(c.user_id, slot) for slot, c in self._connections.items()]
                 await self._feeds.mark_online_many(
                     list(self._subscriptions), self._presence_ttl, slots
                 )

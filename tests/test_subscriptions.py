@@ -107,7 +107,28 @@ async def test_unauthenticated_socket_is_refused(api_url: str, token: str | None
         await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(socket.recv(), 10)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd.reason.startswith("Unauthorized")
+
+
+async def test_own_tweets_and_their_deletion_arrive_live_once(
+    client: httpx.AsyncClient, api_url: str, settings: Settings, worker: ManagedProcess
+) -> None:
+    ann, ann_id = await sign_up(client, "ann")
+    bob, bob_id = await sign_up(client, "bob")
+    await gql(client, FOLLOW, {"id": bob_id}, token=ann)
+    await gql(client, FOLLOW, {"id": ann_id}, token=bob)  # ann's tweets are fanned out too
+    async with subscribed(api_url, ann) as socket:
+        await wait_subscribed(client, settings, ann_id)
+        mine = await tweet(client, ann, "my own")
+        update = await next_update(socket)
+        assert (update["__typename"], update["tweet"]["id"]) == ("FeedTweet", mine["id"])
+        assert update["tweet"]["author"] == {"username": "ann"}
+        await asyncio.to_thread(_idle, settings)  # ann's fan-out ran: it sent her nothing more
+        await tweet(client, bob, "from bob")
+        assert (await next_update(socket))["tweet"]["text"] == "from bob"
+        await gql(client, DELETE_TWEET, {"id": mine["id"]}, token=ann)
+        assert await next_update(socket) == {"__typename": "TweetDeleted", "tweetId": mine["id"]}
 
 
 async def test_expired_token_closes_the_socket(settings: Settings, tmp_path: Path) -> None:

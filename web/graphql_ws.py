@@ -1,0 +1,109 @@
+"""GraphQL over WebSocket as this API serves it: graphql-transport-ws only, who may open a socket,
+every operation on a socket authorized afresh, and close codes that say why a socket ended.
+
+Close codes (README "Guarantees and limits"); what graphql-ws clients do with each by default:
+  4401 Unauthorized: the token at connection_init is missing, invalid, expired, revoked or of no
+       account, or it stopped holding on an open socket (logOutEverywhere, expiry). Not retried:
+       log in again.
+  4429 Too many connections: the user already holds MAX_WS_CONNECTIONS_PER_USER sockets. Not
+       retried: close another socket first (retrying blindly could not help).
+  4406 Subprotocol not acceptable: only graphql-transport-ws is served; the deprecated legacy
+       `graphql-ws` protocol is refused. Not retried.
+  1013 Try again later: a backing service did not answer while the token was checked. Retried.
+Strawberry's protocol codes keep their meaning (4400 bad message, 4408 no connection_init in
+time, 4409 duplicate operation id, 4429 with reason "Too many initialisation requests").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import redis.exceptions
+from starlette.websockets import WebSocket
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+
+from schema.errors import Unauthenticated
+from storage.live_hub import TooManyConnections
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+CLOSE_SUBPROTOCOL = 4406
+CLOSE_TRY_AGAIN_LATER = 1013
+_BACKEND_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class SocketRefused(Exception):
+    """connection_init is refused: the socket closes with this code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def accept_socket(context: RequestContext) -> None:
+    """Authenticate a socket from its connection_init payload (or the upgrade request's
+    Authorization header) and count it against the user's connection cap. Raises SocketRefused."""
+    params = context.connection_params or {}
+    header = params.get("Authorization") or params.get("authorization")
+    if isinstance(header, str):
+        scheme, _, token = header.partition(" ")
+        context.token = token.strip() if scheme.lower() == "bearer" else header.strip()
+    try:
+        viewer = await context.viewer_id()
+        context.connection_slot = await context.services.live.open_connection(
+            viewer, context.socket_still_authorized
+        )
+        # Once registered, a revocation reaches this socket; one published before it did not,
+        # so check again (a refused socket's slot is freed when the socket ends).
+        await context.viewer_id(fresh=True)
+    except Unauthenticated as exc:
+        raise SocketRefused(CLOSE_UNAUTHORIZED, f"Unauthorized: {exc}") from None
+    except TooManyConnections:
+        raise SocketRefused(CLOSE_TOO_MANY_CONNECTIONS, "Too many connections") from None
+    except _BACKEND_DOWN:
+        raise SocketRefused(CLOSE_TRY_AGAIN_LATER, "Try again later") from None
+
+
+async def refuse_subprotocol(websocket: WebSocket) -> None:
+    """Refuse a client that does not speak graphql-transport-ws (the legacy `graphql-ws` one).
+    The handshake completes (with the client's own first choice, so that browsers deliver the
+    close frame rather than a bare handshake failure) only to close with a reason."""
+    offered = websocket.scope.get("subprotocols") or [None]
+    await websocket.accept(subprotocol=offered[0])
+    await websocket.close(
+        code=CLOSE_SUBPROTOCOL,
+        reason=f"Subprotocol not acceptable: only {GRAPHQL_TRANSPORT_WS_PROTOCOL} is served",
+    )
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler["RequestContext", None]):
+    """Strawberry's graphql-transport-ws handler with our close codes at connection_init, and
+    each operation authorized as an HTTP request would be: Strawberry keeps one context for
+    every operation on a socket, so its earlier answer must not be trusted."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except SocketRefused as refused:
+            await self.websocket.close(code=refused.code, reason=refused.reason)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged:  # otherwise Strawberry closes the socket (4401)
+            try:
+                if not await self.context.socket_still_authorized():
+                    return
+            except _BACKEND_DOWN:
+                await self.websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="Try again later")
+                return
+        await super().handle_subscribe(message)
