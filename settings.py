@@ -17,8 +17,20 @@ class SettingsError(ValueError):
     """An environment variable is missing or cannot be parsed."""
 
 
-# Good for a laptop only: APP_ENV=production refuses to start with it.
+# Published, so good for a laptop only: refused unless APP_ENV=development says so explicitly.
 DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"
+
+# APP_ENV=development: limits that do not get in a developer's way (seeding accounts, tweets and
+# follows from one machine); a variable that is set still wins. Production keeps the defaults.
+DEVELOPMENT_DEFAULTS = {
+    "RATE_TWEETS": "1000/60",
+    "RATE_FOLLOWS": "1000/60",
+    "RATE_LOGINS": "1000/300",
+    "RATE_LOGINS_PER_ACCOUNT_IP": "1000/300",
+    "RATE_LOGINS_PER_ACCOUNT": "1000/900",
+    "RATE_SIGNUPS": "1000/3600",
+    "RATE_MEDIA_UPLOADS": "1000/60",
+}
 
 
 def parse_rate(raw: str) -> tuple[int, int]:
@@ -52,12 +64,15 @@ class Settings:
     """Typed settings; field names are the environment variable names in lower case."""
 
     # Deployment
-    app_env: str = "development"  # "production" refuses the development secret
+    # Strict unless told: "development" (the embedded stack sets it) allows the development
+    # secret, the development limits (DEVELOPMENT_DEFAULTS) and /metrics without a token.
+    app_env: str = "production"
     host: str = "127.0.0.1"
     port: int = 8000
     graphiql_enabled: bool = True
     introspection_enabled: bool = True
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
+    metrics_token: str = ""  # /metrics wants "Authorization: Bearer <this>" (empty: off in prod)
 
     # Social graph
     graph_backend: str = "falkordb"
@@ -144,7 +159,12 @@ class Settings:
     # Rate limits: "N/S" = at most N in any S seconds (sliding window, kept in the feed Redis)
     rate_tweets: str = "30/60"  # per user
     rate_follows: str = "60/60"  # per user, follows and unfollows together
-    rate_logins: str = "10/300"  # per IP and per username
+    rate_logins: str = "10/300"  # failed log-ins per client IP
+    rate_logins_per_account_ip: str = "5/300"  # failed log-ins per (username, client IP)
+    # Failed log-ins of one account from any address past which its attempts are slowed (never
+    # refused: the owner's right password must work while others guess)...
+    rate_logins_per_account: str = "5/900"
+    login_delay_max_seconds: float = 10.0  # ...by a delay doubling from 1 s up to this
     rate_signups: str = "5/3600"  # per IP
     rate_media_uploads: str = "30/60"  # createMediaUpload per user
 
@@ -159,8 +179,11 @@ class Settings:
             raise SettingsError(f"APP_ENV: expected development or production: {self.app_env!r}")
         if len(self.jwt_secret) < 32:
             raise SettingsError("JWT_SECRET must be at least 32 characters")
-        if self.app_env == "production" and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
-            raise SettingsError("JWT_SECRET: set a secret of your own in production")
+        if self.jwt_secret == DEVELOPMENT_JWT_SECRET and self.app_env != "development":
+            raise SettingsError(
+                "JWT_SECRET: set a secret of your own (32+ characters); the published "
+                "development secret is accepted only with APP_ENV=development"
+            )
         for name in (f.name for f in fields(self) if f.name.startswith("rate_")):
             try:
                 parse_rate(getattr(self, name))
@@ -169,8 +192,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `environ` (default: os.environ); unknown variables are ignored."""
+        """Build settings from `environ` (default: os.environ); unknown variables are ignored.
+        With APP_ENV=development, DEVELOPMENT_DEFAULTS fill in what is not set."""
         environ = os.environ if environ is None else environ
+        if environ.get("APP_ENV") == "development":
+            environ = {**DEVELOPMENT_DEFAULTS, **environ}
         values: dict[str, Any] = {}
         for field in fields(cls):
             name = field.name.upper()

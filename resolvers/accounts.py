@@ -14,6 +14,7 @@ deletes them at once. A client retry simply starts over with a new id.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import unicodedata
@@ -23,11 +24,15 @@ from auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from resolvers.context import RequestContext
 from resolvers.limits import enforce
 from schema.errors import BadUserInput, ServiceUnavailable, Unauthenticated
+from settings import parse_rate
 from storage.accounts import Profile
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,15}")
 MAX_DISPLAY_NAME_LENGTH = 50
 _BAD_CREDENTIALS = "invalid username or password"
+# The log-in delay doubles with each failure past the free ones; this many more and it has long
+# passed any sensible LOGIN_DELAY_MAX_SECONDS, so older failures need not be kept.
+_FAILURES_KEPT_PAST_FREE = 32
 
 
 @dataclass(frozen=True)
@@ -92,17 +97,44 @@ async def sign_up(ctx: RequestContext, username: str, password: str, display_nam
     return Session(token=await issue_token(ctx, profile.user_id), profile=profile)
 
 
+def login_delay(failures: int, free: int, max_seconds: float) -> float:
+    """Seconds an attempt on an account waits after `failures` recent failed log-ins from any
+    address: none for the first `free`, then 1, 2, 4, ... up to `max_seconds`."""
+    if failures < free:
+        return 0.0
+    return min(max_seconds, 2.0 ** min(failures - free, _FAILURES_KEPT_PAST_FREE))
+
+
 async def log_in(ctx: RequestContext, username: str, password: str) -> Session:
-    """Same error, and about the same time, for an unknown user and a wrong password."""
+    """Same error, and about the same time, for an unknown user and a wrong password.
+
+    Failed attempts are limited per client address and per (username, address): past those,
+    RATE_LIMITED. An account's failures from every address together only slow its attempts
+    down (OWASP: throttle rather than lock out), so nobody can lock its owner out by guessing
+    from many addresses. An attempt counts from before its password is checked (concurrent
+    guesses cannot slip past a limit) until it succeeds."""
     services = ctx.services
-    await enforce(ctx, "login-ip", ctx.client_ip, services.settings.rate_logins)
-    await enforce(ctx, "login-user", username.lower()[:32], services.settings.rate_logins)
+    settings = services.settings
+    account = username.lower()[:32]
+    limited = [
+        ("login-ip", ctx.client_ip, settings.rate_logins),
+        ("login-account-ip", f"{account}@{ctx.client_ip}", settings.rate_logins_per_account_ip),
+    ]
+    counted = [(a, subject, await enforce(ctx, a, subject, rate)) for a, subject, rate in limited]
+    free, window = parse_rate(settings.rate_logins_per_account)
+    kept = free + _FAILURES_KEPT_PAST_FREE
+    on_account = await services.rate_limits.record("login-account", account, kept, window)
+    counted.append(("login-account", account, on_account))
+    await asyncio.sleep(login_delay(on_account.recent - 1, free, settings.login_delay_max_seconds))
+
     profile = None
     if USERNAME_PATTERN.fullmatch(username) and len(password) <= MAX_PASSWORD_LENGTH:
         profile = await find_by_username(ctx, username)
     password_hash = profile.password_hash if profile else None
     if not await services.passwords.verify(password_hash, password) or profile is None:
         raise Unauthenticated(_BAD_CREDENTIALS)
+    for action, subject, attempt in counted:
+        await services.rate_limits.forgive(action, subject, attempt.attempt)
     return Session(token=await issue_token(ctx, profile.user_id), profile=profile)
 
 

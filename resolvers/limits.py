@@ -7,11 +7,12 @@ import math
 from resolvers.context import RequestContext
 from schema.errors import RateLimited
 from settings import parse_rate
+from storage.rate_limits import Verdict
 
 
-async def enforce(ctx: RequestContext, action: str, subject: object, rate: str) -> None:
+async def enforce(ctx: RequestContext, action: str, subject: object, rate: str) -> Verdict:
     """Count one `action` by `subject` against `rate` ("N/S"), or RATE_LIMITED with
-    `extensions.retryAfter` (whole seconds)."""
+    `extensions.retryAfter` (whole seconds). The verdict names the attempt, to forgive it."""
     limit, window = parse_rate(rate)
     verdict = await ctx.services.rate_limits.hit(action, str(subject), limit, window)
     if not verdict.allowed:
@@ -19,3 +20,4 @@ async def enforce(ctx: RequestContext, action: str, subject: object, rate: str) 
         raise RateLimited(
             f"too many attempts ({action}); retry in {retry_after} s", retryAfter=retry_after
         )
+    return verdict

@@ -110,6 +110,7 @@ def bolt_without_goodbye(monkeypatch: pytest.MonkeyPatch) -> None:
 def cheap_settings(**overrides: object) -> Settings:
     """Settings for tests: cheap password hashing, a random secret; URLs come from overrides."""
     base = Settings(
+        app_env="development",  # e.g. /metrics without a token
         jwt_secret=secrets.token_urlsafe(40),
         argon2_time_cost=1,
         argon2_memory_kib=8,
@@ -118,7 +119,10 @@ def cheap_settings(**overrides: object) -> Settings:
         rate_tweets=UNLIMITED,
         rate_follows=UNLIMITED,
         rate_logins=UNLIMITED,
+        rate_logins_per_account_ip=UNLIMITED,
+        rate_logins_per_account=UNLIMITED,
         rate_signups=UNLIMITED,
+        rate_media_uploads=UNLIMITED,
     )
     return replace(base, **overrides)
 

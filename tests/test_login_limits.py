@@ -1,0 +1,108 @@
+"""Log-in limits: failures are refused per address and per (username, address); an account's
+failures from many addresses only slow it down, so guessing cannot lock its owner out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from app import open_services
+from ops.metrics import Metrics
+from resolvers import accounts
+from resolvers.context import RequestContext, Services
+from schema.errors import RateLimited, Unauthenticated
+from settings import Settings
+from tests.gql import LOG_IN, PASSWORD, gql, gql_error, sign_up
+from tests.servers import serve_api
+
+WRONG = "not the password"
+
+
+def production_login_limits(settings: Settings) -> Settings:
+    """The production log-in limits, with delays short enough for a test."""
+    return replace(
+        settings,
+        rate_logins="10/300",
+        rate_logins_per_account_ip="5/300",
+        rate_logins_per_account="5/900",
+        login_delay_max_seconds=0.05,
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with open_services(production_login_limits(settings), Metrics()) as opened:
+        yield opened
+
+
+def from_address(services: Services, address: str) -> RequestContext:
+    return RequestContext(services=services, token=None, client_ip=address)
+
+
+async def test_guessing_from_many_addresses_does_not_lock_the_owner_out(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    await sign_up(client, "alice")
+    for n in range(10):
+        with pytest.raises(Unauthenticated):
+            await accounts.log_in(from_address(services, f"203.0.113.{n}"), "alice", WRONG)
+    session = await accounts.log_in(from_address(services, "198.51.100.7"), "Alice", PASSWORD)
+    assert session.profile.username == "alice"
+
+
+async def test_failures_are_refused_per_address_and_per_username_and_address(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    for name in ("alice", "bob"):
+        await sign_up(client, name)
+    attacker = from_address(services, "203.0.113.1")
+    for _ in range(5):
+        with pytest.raises(Unauthenticated):
+            await accounts.log_in(attacker, "alice", WRONG)
+    with pytest.raises(RateLimited):  # this (username, address) is done guessing
+        await accounts.log_in(attacker, "alice", PASSWORD)
+    # The owner elsewhere is not refused, and the address may still try other names...
+    await accounts.log_in(from_address(services, "198.51.100.7"), "alice", PASSWORD)
+    for _ in range(4):
+        with pytest.raises(Unauthenticated):
+            await accounts.log_in(attacker, "bob", WRONG)
+    # ...until it has failed 10 times over all names (the refused attempt above counted too).
+    with pytest.raises(RateLimited):
+        await accounts.log_in(attacker, "bob", PASSWORD)
+
+
+async def test_successful_log_ins_do_not_count_as_failures(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    await sign_up(client, "alice")
+    office = from_address(services, "192.0.2.1")  # many people behind one address
+    for _ in range(12):
+        await accounts.log_in(office, "alice", PASSWORD)
+    for _ in range(4):
+        with pytest.raises(Unauthenticated):
+            await accounts.log_in(office, "alice", WRONG)
+    await accounts.log_in(office, "alice", PASSWORD)
+
+
+def test_an_accounts_failures_slow_it_down_up_to_the_maximum() -> None:
+    delays = [accounts.login_delay(failures, 5, 10.0) for failures in range(12)]
+    assert delays == [0, 0, 0, 0, 0, 1, 2, 4, 8, 10, 10, 10]
+    assert accounts.login_delay(10**6, 5, 10.0) == 10
+
+
+async def test_per_username_and_address_limit_over_http(settings: Settings) -> None:
+    with serve_api(production_login_limits(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for name in ("alice", "bob"):
+                await sign_up(client, name)
+            wrong = {"username": "alice", "password": WRONG}
+            for _ in range(5):
+                assert (await gql_error(client, LOG_IN, wrong))[0] == "UNAUTHENTICATED"
+            right = {"username": "alice", "password": PASSWORD}
+            code, _ = await gql_error(client, LOG_IN, right)
+            assert code == "RATE_LIMITED"
+            bob = await gql(client, LOG_IN, {"username": "bob", "password": PASSWORD})
+            assert bob["logIn"]["user"]["username"] == "bob"
