@@ -8,6 +8,7 @@ COPY . .
 RUN useradd --system --uid 10001 chirp && chown -R chirp /srv
 USER chirp
 EXPOSE 8000
-# nginx is another container: trust its X-Forwarded-For (client IPs feed the rate limits).
-CMD ["uvicorn", "app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", \
-     "--proxy-headers", "--forwarded-allow-ips", "*"]
+# uvicorn's options come from the settings (web/serve.py). X-Forwarded-For is believed only from
+# TRUSTED_PROXIES (none by default; docker-compose.yml names its nginx).
+ENV HOST=0.0.0.0 PORT=8000
+CMD ["python", "-m", "web.serve"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from ops.metrics import Metrics, MetricsMiddleware
 from resolvers.context import RequestContext, Services, bearer_token
 from resolvers.feed import CELEBRITY_RECENT
 from schema.build import build_schema
+from schema.limits import SlotCappedGraph
 from settings import Settings
 from storage.accounts import AccountStore
 from storage.celebrity_timelines import CelebrityTimelines
@@ -94,6 +96,14 @@ class GraphQLApp(GraphQLOverHTTP):
             if context.connection_slot is not None:
                 await context.services.live.close_connection(context.connection_slot)
 
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON nested too deeply for the decoder is malformed JSON (a coded 400 on HTTP, close
+        4400 on a WebSocket), not an internal error."""
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(GRAPHIQL_PAGE, media_type="text/html")
 
@@ -138,7 +148,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         await live.start()
         yield Services(
             settings=settings,
-            graph=graph,
+            graph=SlotCappedGraph(graph),  # each operation gets MAX_GRAPH_CALLS_PER_REQUEST
             documents=documents,
             accounts=AccountStore(documents),
             tweets=tweets,
@@ -204,6 +214,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_aliases=settings.max_aliases,
         max_query_tokens=settings.max_query_tokens,
         max_query_bytes=settings.max_query_bytes,
+        max_query_cost=settings.max_query_cost,
+        max_query_cost_anonymous=settings.max_query_cost_anonymous,
+        max_page_size=settings.max_page_size,
+        max_graph_calls_per_request=settings.max_graph_calls_per_request,
         introspection=settings.introspection_enabled,
     )
     graphql = GraphQLApp(

@@ -72,6 +72,7 @@ class Settings:
     graphiql_enabled: bool = True
     introspection_enabled: bool = True
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
+    trusted_proxies: str = ""  # comma-separated addresses/networks whose X-Forwarded-For counts
     metrics_token: str = ""  # /metrics wants "Authorization: Bearer <this>" (empty: off in prod)
 
     # Social graph
@@ -153,7 +154,10 @@ class Settings:
     max_aliases: int = 30
     max_query_tokens: int = 2000  # lexical tokens in one operation: bounds parse and complexity
     max_query_bytes: int = 20_000
-    max_body_bytes: int = 100_000  # GraphQL request bodies (uploads have MEDIA_MAX_BYTES)
+    max_body_bytes: int = 100_000  # GraphQL request bodies and WebSocket messages
+    max_query_cost: int = 5000  # static cost: a list field costs its `first` times its selection
+    max_query_cost_anonymous: int = 1000  # the same without a valid token
+    max_graph_calls_per_request: int = 4  # graph calls one operation may have in flight
     max_ws_connections_per_user: int = 5  # over all API processes
 
     # Rate limits: "N/S" = at most N in any S seconds (sliding window, kept in the feed Redis)

@@ -99,8 +99,7 @@ def main() -> int:
                 log_path=logs / "worker.log",
             )
         )
-        api_argv = [python, "-m", "uvicorn", "app:create_app", "--factory"]
-        api_argv += ["--host", LOOPBACK, "--port", str(api_port)]
+        api_argv = [python, "-m", "web.serve"]  # HOST, PORT and the rest from env
         children.append(ManagedProcess("api", api_argv, env=env, cwd=ROOT))
         print(f"devstack: GraphiQL at http://{LOOPBACK}:{api_port}/graphql (Ctrl-C stops)")
         while not stopping.wait(0.5):

@@ -17,6 +17,7 @@ import uvicorn
 from app import create_app
 from devstack.servers import LOOPBACK, ManagedProcess, free_port
 from settings import Settings
+from web.serve import uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,7 @@ def serve_api(settings: Settings) -> Iterator[str]:
         log_level="warning",
         lifespan="on",
         loop="asyncio",  # uvloop in a non-main thread fails intermittently (EBUSY)
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
