@@ -56,6 +56,7 @@ def main() -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     data_url = f"redis://{LOOPBACK}:{data_port}/0"
     env = {
+        "APP_ENV": "development",  # development limits; a variable that is set still wins
         **os.environ,
         "HOST": LOOPBACK,
         "PORT": str(api_port),
