@@ -1,16 +1,28 @@
-"""Prometheus metrics: request counts and latencies per route, exposed at /metrics."""
+"""Prometheus metrics: request counts and latencies per route, exposed at /metrics to the
+operator only: with METRICS_TOKEN as a bearer token, or in development without one.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from settings import Settings
 from storage.fanout_stats import FanoutStats
+
+
+def metrics_allowed(settings: Settings, authorization: str | None) -> bool:
+    """Whether a scrape with this Authorization header may read /metrics."""
+    if not settings.metrics_token:
+        return settings.app_env == "development"
+    expected = f"Bearer {settings.metrics_token}"
+    return hmac.compare_digest((authorization or "").encode(), expected.encode())
 
 
 class Metrics:
@@ -54,6 +66,13 @@ class Metrics:
         )
 
     async def endpoint(self, request: Request) -> Response:
+        settings: Settings = request.app.state.services.settings
+        if not metrics_allowed(settings, request.headers.get("authorization")):
+            if not settings.metrics_token:  # off: as if there were no such page
+                return PlainTextResponse("Not Found", status_code=404)
+            return PlainTextResponse(
+                "Unauthorized", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         if self.fanout_stats is not None:
             counters, lag = await self.fanout_stats.counters()
             for what, value in counters.items():  # batches, feeds_considered, inserts

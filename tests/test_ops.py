@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 
@@ -12,6 +13,8 @@ from devstack.servers import free_port, start_redis
 from settings import Settings
 from tests.gql import gql, gql_error, sign_up
 from tests.servers import serve_api
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_healthz_and_metrics(client: httpx.AsyncClient) -> None:
@@ -23,6 +26,27 @@ async def test_healthz_and_metrics(client: httpx.AsyncClient) -> None:
         r'http_requests_total\{method="POST",route="/graphql",status="200"\} 1\.0', metrics
     )
     assert 'http_request_duration_seconds_count{route="/healthz"} 1.0' in metrics
+
+
+async def test_metrics_are_for_the_operator_only(settings: Settings) -> None:
+    """Production: /metrics wants METRICS_TOKEN as a bearer token, and is off without one."""
+    token = "operator-scrape-token"
+    with serve_api(replace(settings, app_env="production", metrics_token=token)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            assert (await client.get("/metrics")).status_code == 401
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer guess"})
+            assert wrong.status_code == 401
+            right = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert right.status_code == 200 and "http_requests_total" in right.text
+    with serve_api(replace(settings, app_env="production")) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            assert (await client.get("/metrics")).status_code == 404
+
+
+def test_public_nginx_server_does_not_forward_metrics() -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    public = conf[conf.index("server {") :]
+    assert re.search(r"location\s+(\^~|=)\s*/metrics\s*\{\s*return\s+404;", public), public
 
 
 async def test_graph_outage_is_reported_not_crashed(settings: Settings, tmp_path) -> None:
