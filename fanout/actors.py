@@ -143,7 +143,8 @@ async def purge_tweet_media(author_id: int, tweet_id: int) -> None:
 
 
 async def collect_orphan_media(owner_id: int, media_id: int) -> None:
-    """Delete an upload that no tweet attached within `MEDIA_ORPHAN_HOURS`."""
+    """When an upload expires (`MEDIA_ORPHAN_HOURS`): delete it unless a tweet attached it, and
+    in any case its upload object (S3 cannot revoke a presigned URL: a re-sent file goes here)."""
     stores = await resources()
     await stores.media.purge(owner_id, media_id, unless_attached=True)
 

@@ -10,8 +10,9 @@ from resolvers.context import RequestContext
 from resolvers.limits import enforce
 from resolvers.social import page_size
 from schema.errors import BadUserInput, Forbidden, NotFound
+from schema.ids import media_global_id
 from storage.feeds import FeedRef
-from storage.media import MAX_MEDIA_PER_TWEET, MediaInvalid, MediaNotFound, media_key
+from storage.media import MAX_MEDIA_PER_TWEET, MediaError, MediaInvalid, MediaNotFound, media_key
 from storage.tweet_cache import publish_invalidation
 from storage.tweets import MediaNotAttachable, TimelinePage, Tweet
 
@@ -26,6 +27,11 @@ def _validate_media_refs(viewer: int, refs: list[tuple[int, int]]) -> list[int]:
     if any(owner != viewer for owner, _ in refs):
         raise Forbidden("you can only attach media you uploaded", field="mediaIds")
     return [media_id for _, media_id in refs]
+
+
+def _media_message(viewer: int, exc: MediaError) -> str:
+    """Name the media by the global id the client sent, not by the internal number."""
+    return f"media {media_global_id(viewer, exc.media_id)} {exc.reason}"
 
 
 async def create_tweet(
@@ -53,9 +59,9 @@ async def create_tweet(
     try:
         media = await services.media.publish(viewer, media_ids)
     except MediaNotFound as exc:
-        raise NotFound(str(exc), field="mediaIds") from None
+        raise NotFound(_media_message(viewer, exc), field="mediaIds") from None
     except MediaInvalid as exc:
-        raise BadUserInput(str(exc), field="mediaIds") from None
+        raise BadUserInput(_media_message(viewer, exc), field="mediaIds") from None
     tweet = Tweet(
         tweet_id=services.ids.next_id(),
         author_id=viewer,
@@ -72,10 +78,10 @@ async def create_tweet(
         stored_id = await services.tweets.create(
             tweet, idempotency_key, [media_key(viewer, m) for m in media_ids]
         )
-    except MediaNotAttachable:
-        raise BadUserInput(
-            "a media item is already attached to a tweet", field="mediaIds"
-        ) from None
+    except MediaNotAttachable as exc:  # a concurrent tweet attached it after we published it
+        taken = next((m for m in media_ids if media_key(viewer, m) in str(exc).split()), None)
+        which = "a media item" if taken is None else f"media {media_global_id(viewer, taken)}"
+        raise BadUserInput(f"{which} is already attached to a tweet", field="mediaIds") from None
     if stored_id != tweet.tweet_id:
         return await _existing(ctx, viewer, stored_id)
     # Read-your-writes: into the author's own feed now (a missing feed is rebuilt with it), and

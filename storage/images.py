@@ -1,14 +1,22 @@
-"""What an uploaded file really is, and a clean copy of it to publish (pure; CPU-bound, so the
-caller runs it in a thread).
+"""What an uploaded file really is, and a clean copy of it to publish.
 
 A presigned PUT lets the client send any bytes. Before anything is published we check the magic
-bytes against the declared type, decode the image with Pillow (bounded in pixels), and re-encode
-it, which drops EXIF (location included), XMP and text chunks.
+bytes against the declared type, bound the whole image (frames x width x height, and the frame
+count) before decoding a single pixel, decode it with Pillow and re-encode it, which drops EXIF
+(location included), XMP and text chunks.
+
+Decoding hostile files is dangerous (an animated GIF of a few hundred KB can decode to gigabytes),
+so the API never runs this in its own process: `storage/image_sandbox.py` runs this file as a
+child process (`main`), which first caps its own memory and CPU time with `resource` limits.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import resource
+import sys
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -47,15 +55,24 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def clean_copy(data: bytes, declared_type: str, max_pixels: int) -> CleanImage:
-    """Verify `data` is an image of `declared_type` and return it re-encoded without metadata."""
+def _check_budget(probe: Image.Image, max_pixels: int, max_frames: int) -> None:
+    """Refuse from the headers alone: counting frames reads their descriptors, decodes none."""
+    frames = getattr(probe, "n_frames", 1)
+    if frames > max_frames:
+        raise InvalidImage(f"more than {max_frames} frames")
+    if frames * probe.width * probe.height > max_pixels:
+        raise InvalidImage(f"larger than {max_pixels} pixels (frames x width x height)")
+
+
+def clean_copy(data: bytes, declared_type: str, max_pixels: int, max_frames: int) -> CleanImage:
+    """Verify `data` is an image of `declared_type` within the limits and return it re-encoded
+    without metadata. Run it only inside the sandbox (see the module docstring)."""
     if sniff(data) != declared_type:
         raise InvalidImage(f"the file is not {declared_type}")
     pil_format, extension = CONTENT_TYPES[declared_type]
     try:
         with Image.open(io.BytesIO(data), formats=[pil_format]) as probe:
-            if probe.width * probe.height > max_pixels:
-                raise InvalidImage(f"image larger than {max_pixels} pixels")
+            _check_budget(probe, max_pixels, max_frames)
             probe.verify()
         with Image.open(io.BytesIO(data), formats=[pil_format]) as image:
             image.load()
@@ -70,6 +87,37 @@ def clean_copy(data: bytes, declared_type: str, max_pixels: int) -> CleanImage:
             width, height = image.size if pil_format == "GIF" else upright.size
     except InvalidImage:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise InvalidImage(f"cannot decode the image: {exc}") from None
     return CleanImage(out.getvalue(), width, height, declared_type, extension)
+
+
+def main(argv: list[str]) -> None:
+    """Child entry: argv = declared type, max pixels, max frames, memory bytes, CPU seconds;
+    the file on stdin. Writes one JSON line (the result or {"error": reason}), then the clean
+    bytes. The limits are set before the file is even read."""
+    declared_type, max_pixels, max_frames, memory_bytes, cpu_seconds = argv
+    resource.setrlimit(resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes)))
+    resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_seconds), int(cpu_seconds)))
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)  # any single frame above it: refused by Pillow
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    try:
+        image = clean_copy(sys.stdin.buffer.read(), declared_type, int(max_pixels), int(max_frames))
+    except InvalidImage as exc:
+        header, body = {"error": str(exc)}, b""
+    except MemoryError:
+        header, body = {"error": "decoding it needs more memory than allowed"}, b""
+    else:
+        header = {"width": image.width, "height": image.height}
+        body = image.data
+    sys.stdout.buffer.write(json.dumps(header).encode() + b"\n" + body)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -146,7 +146,10 @@ class LocalObjectStore:
             raise UploadRejected("bad expiry") from None
         if expires_at < time.time():
             raise UploadRejected("upload URL expired")
-        if not hmac.compare_digest(self._signature(key, expires_at), signature):
+        # compare_digest refuses non-ASCII text (TypeError); no signature of ours has any.
+        if not signature.isascii() or not hmac.compare_digest(
+            self._signature(key, expires_at), signature
+        ):
             raise UploadRejected("bad signature")
 
     async def stat(self, key: str) -> StoredObject | None:

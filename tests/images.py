@@ -30,3 +30,15 @@ def exif_of(data: bytes) -> dict:
     with Image.open(io.BytesIO(data)) as image:
         exif = image.getexif()
         return {**dict(exif), **dict(exif.get_ifd(GPS_IFD))}
+
+
+def gif_bomb(frames: int = 20, width: int = 6300, height: int = 6300) -> bytes:
+    """An animated GIF that is small on disk and huge decoded: one blank frame encoded by
+    Pillow, its image block repeated (a GIF needs nothing else between frames)."""
+    out = io.BytesIO()
+    Image.new("P", (width, height), 0).save(out, "GIF")
+    data = out.getvalue()
+    palette = 3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0
+    start = 13 + palette  # header, logical screen descriptor, global palette
+    assert data[start : start + 1] == b"," and data.endswith(b";")
+    return data[:start] + data[start:-1] * frames + b";"

@@ -1,8 +1,12 @@
 """Media through the presigned-upload flow, on the local folder backend and on S3 (moto's server
-over HTTP, through the minio client): upload, verification, EXIF stripping, public URLs."""
+over HTTP, through the minio client): upload, verification, EXIF stripping, public URLs, and the
+abuse the flow must survive (decompression bombs, races, re-used URLs, upload floods)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -10,10 +14,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from minio import Minio
 
+from schema.ids import parse_media_global_id
 from settings import Settings
-from tests.gql import CREATE_MEDIA_UPLOAD, CREATE_TWEET, DELETE_TWEET, gql, gql_error, sign_up
-from tests.images import exif_of, jpeg_with_gps, png
+from storage.image_sandbox import ImageSandbox, SandboxLimits
+from storage.images import InvalidImage
+from tests.gql import (
+    CREATE_MEDIA_UPLOAD,
+    CREATE_TWEET,
+    DELETE_TWEET,
+    gql,
+    gql_error,
+    post,
+    sign_up,
+)
+from tests.images import exif_of, gif_bomb, jpeg_with_gps, png
 from tests.servers import run_worker, serve_api, wait_until
 
 
@@ -41,6 +58,20 @@ async def media_client(media_settings: Settings) -> AsyncIterator[httpx.AsyncCli
             yield client
 
 
+async def upload_ticket(
+    client: httpx.AsyncClient,
+    token: str,
+    data: bytes,
+    content_type: str,
+    declared_size: int | None = None,
+) -> dict[str, str]:
+    """createMediaUpload, then a real HTTP PUT of the bytes to the presigned URL."""
+    variables = {"type": content_type, "size": declared_size or len(data)}
+    ticket = (await gql(client, CREATE_MEDIA_UPLOAD, variables, token=token))["createMediaUpload"]
+    assert await put(ticket["uploadUrl"], data, content_type) == 200
+    return ticket
+
+
 async def upload(
     client: httpx.AsyncClient,
     token: str,
@@ -48,15 +79,13 @@ async def upload(
     content_type: str,
     declared_size: int | None = None,
 ) -> str:
-    """createMediaUpload, then a real HTTP PUT of the bytes to the presigned URL."""
-    variables = {"type": content_type, "size": declared_size or len(data)}
-    ticket = (await gql(client, CREATE_MEDIA_UPLOAD, variables, token=token))["createMediaUpload"]
+    return (await upload_ticket(client, token, data, content_type, declared_size))["id"]
+
+
+async def put(url: str, data: bytes, content_type: str) -> int:
     async with httpx.AsyncClient(timeout=30) as plain:
-        put = await plain.put(
-            ticket["uploadUrl"], content=data, headers={"Content-Type": content_type}
-        )
-    assert put.status_code == 200, put.text
-    return ticket["id"]
+        response = await plain.put(url, content=data, headers={"Content-Type": content_type})
+    return response.status_code
 
 
 async def test_upload_tweet_and_fetch_a_clean_image(media_client: httpx.AsyncClient) -> None:
@@ -95,6 +124,9 @@ async def test_uploads_that_lie_are_refused(media_client: httpx.AsyncClient) -> 
     variables = {"text": "x", "media": [never_uploaded]}
     code, message = await gql_error(media_client, CREATE_TWEET, variables, token=token)
     assert code == "BAD_USER_INPUT" and "not been uploaded" in message
+    # Named by the id the client sent, never by the internal number.
+    assert message.startswith(f"media {never_uploaded} ")
+    assert str(parse_media_global_id(never_uploaded)[1]) not in message
 
 
 async def test_bad_upload_requests(media_client: httpx.AsyncClient) -> None:
@@ -156,3 +188,156 @@ async def test_workers_remove_orphans_and_deleted_media(settings: Settings, tmp_
             wait_until(lambda: files() == [], what="the deleted tweet's media to be removed")
             async with httpx.AsyncClient(timeout=30) as plain:
                 assert (await plain.get(created["media"][0]["url"])).status_code == 404
+
+
+def vm_kib(field: str) -> int:
+    """A memory figure of this process, which runs the API under test (uvicorn in a thread)."""
+    status = Path(f"/proc/{os.getpid()}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)[1])
+
+
+def reset_peak_rss() -> None:
+    """Restart this process's VmHWM (peak RSS) from its current RSS."""
+    Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
+
+
+async def test_animated_bomb_is_refused_before_decoding(media_client: httpx.AsyncClient) -> None:
+    """20 frames of 6300x6300 in 600 KB: each frame is under the pixel cap, the whole is 20
+    times over it, and decoding it all took gigabytes. Refused from its headers, in the
+    sandbox: the API process does not grow."""
+    token, _ = await sign_up(media_client, "alice")
+    bomb = gif_bomb(frames=20, width=6300, height=6300)
+    assert len(bomb) < 1024 * 1024
+    bomb_id = await upload(media_client, token, bomb, "image/gif")
+    many_frames = await upload(media_client, token, gif_bomb(101, 8, 8), "image/gif")
+    reset_peak_rss()
+    before = vm_kib("VmRSS")
+    variables = {"text": "boom", "media": [bomb_id]}
+    code, message = await gql_error(media_client, CREATE_TWEET, variables, token=token)
+    assert code == "BAD_USER_INPUT" and "pixels" in message, message
+    assert vm_kib("VmHWM") - before < 100 * 1024  # peak growth under 100 MiB (it was 2 GB)
+    variables = {"text": "flicker", "media": [many_frames]}
+    code, message = await gql_error(media_client, CREATE_TWEET, variables, token=token)
+    assert code == "BAD_USER_INPUT" and "more than 100 frames" in message, message
+
+
+async def test_sandbox_bounds_memory_and_time() -> None:
+    """What the header checks cannot see, the child's limits catch: an image within the pixel
+    cap that needs more memory to decode than the child may have, and a child that is slow."""
+    limits = SandboxLimits(
+        max_pixels=40_000_000,
+        max_frames=10,
+        memory_bytes=1536 * 1024 * 1024,
+        cpu_seconds=10,
+        timeout_seconds=20,
+        concurrency=1,
+    )
+    big = png(4000, 3000)  # 48 MB decoded
+    clean = await ImageSandbox(limits).clean_copy(big, "image/png")
+    assert (clean.width, clean.height, clean.extension) == (4000, 3000, "png")
+    for tight in (
+        replace(limits, memory_bytes=80 * 1024 * 1024),
+        replace(limits, timeout_seconds=0.01),
+    ):
+        with pytest.raises(InvalidImage, match="more memory"):
+            await ImageSandbox(tight).clean_copy(big, "image/png")
+
+
+async def test_non_ascii_upload_signature_is_forbidden(client: httpx.AsyncClient) -> None:
+    token, _ = await sign_up(client, "alice")
+    variables = {"type": "image/png", "size": 100}
+    ticket = (await gql(client, CREATE_MEDIA_UPLOAD, variables, token=token))["createMediaUpload"]
+    base = ticket["uploadUrl"].split("signature=")[0]
+    for signature in ("%C3%A9t%C3%A9", "%E2%82%AC" * 32, "%FF%FE"):
+        assert await put(f"{base}signature={signature}", png(), "image/png") == 403
+
+
+async def test_concurrent_tweets_attaching_the_same_media(media_client: httpx.AsyncClient) -> None:
+    """Six tweets race for one image: one wins, the others get a clear coded error, and what
+    is left is one tweet with a working image."""
+    token, _ = await sign_up(media_client, "alice")
+    photo = await upload(media_client, token, jpeg_with_gps(), "image/jpeg")
+    bodies = await asyncio.gather(
+        *(
+            post(media_client, CREATE_TWEET, {"text": f"race {n}", "media": [photo]}, token)
+            for n in range(6)
+        )
+    )
+    won = [body["data"]["createTweet"] for body in bodies if not body.get("errors")]
+    lost = [body["errors"] for body in bodies if body.get("errors")]
+    assert len(won) == 1, bodies
+    for errors in lost:
+        [error] = errors
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        assert f"media {photo} is already" in error["message"] and "attached" in error["message"]
+    [item] = won[0]["media"]
+    async with httpx.AsyncClient(timeout=30) as plain:
+        assert (await plain.get(item["url"])).status_code == 200
+    variables = {"text": "again", "media": [photo]}
+    code, message = await gql_error(media_client, CREATE_TWEET, variables, token=token)
+    assert code == "BAD_USER_INPUT" and "already attached" in message
+
+
+def incoming_objects(settings: Settings) -> list[str]:
+    """The upload objects (never public) the media backend still holds."""
+    if settings.media_backend == "local":
+        root = Path(settings.media_local_dir) / "incoming"
+        return sorted(str(p) for p in root.rglob("*") if p.is_file())
+    s3 = Minio(settings.s3_endpoint, "testing", "testing", secure=False)
+    listed = s3.list_objects(settings.s3_bucket, prefix="incoming/", recursive=True)
+    return sorted(o.object_name for o in listed)
+
+
+async def test_used_upload_url_is_refused_or_never_kept(
+    media_settings: Settings, tmp_path: Path
+) -> None:
+    """After its media is attached, the upload URL is refused (the local backend checks the
+    record). S3 cannot revoke a presigned URL, so what it accepts is deleted by the clean-up
+    job when the upload would have expired: nothing sent through a used URL stays."""
+    quick = replace(media_settings, media_orphan_hours=3 / 3600)
+    with serve_api(quick) as url, run_worker(quick, tmp_path / "worker.log"):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            token, _ = await sign_up(client, "alice")
+            ticket = await upload_ticket(client, token, png(), "image/png")
+            variables = {"text": "with media", "media": [ticket["id"]]}
+            created = (await gql(client, CREATE_TWEET, variables, token=token))["createTweet"]
+            assert incoming_objects(quick) == []
+            status = await put(ticket["uploadUrl"], png(30, 30), "image/png")
+            if quick.media_backend == "local":
+                assert status == 403
+            wait_until(lambda: incoming_objects(quick) == [], what="the re-upload to go")
+            async with httpx.AsyncClient(timeout=30) as plain:
+                published = await plain.get(created["media"][0]["url"])
+            assert published.status_code == 200 and published.content.startswith(b"\x89PNG")
+
+
+async def test_uploads_are_rate_limited_and_bounded(settings: Settings) -> None:
+    """createMediaUpload is limited per user, unattached uploads are bounded in declared
+    bytes per user (attaching one frees its share), and they expire after an hour."""
+    bounded = replace(settings, rate_media_uploads="4/60", media_max_pending_bytes=10_000)
+    with serve_api(bounded) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            token, _ = await sign_up(client, "alice")
+            image = png()
+            first = await upload(client, token, image, "image/png", declared_size=4_000)
+            await upload(client, token, image, "image/png", declared_size=4_000)
+            variables = {"type": "image/png", "size": 4_000}
+            body = await post(client, CREATE_MEDIA_UPLOAD, variables, token)
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "RATE_LIMITED"
+            assert "unattached uploads" in error["message"]
+            assert 3590 <= error["extensions"]["retryAfter"] <= 3600  # the oldest expires
+            await gql(client, CREATE_TWEET, {"text": "one", "media": [first]}, token=token)
+            await upload(client, token, image, "image/png", declared_size=4_000)
+            small = {"type": "image/png", "size": 1_000}  # within the byte bound
+            code, message = await gql_error(client, CREATE_MEDIA_UPLOAD, small, token=token)
+            assert code == "RATE_LIMITED" and "too many" in message  # the fifth in a minute
+            other, _ = await sign_up(client, "bob")
+            await upload(client, other, image, "image/png")
+    documents = redis.Redis.from_url(settings.documents_redis_url)
+    try:
+        for key in documents.scan_iter("media:*"):
+            created, expires = documents.hmget(key, ["created_at_ms", "expires_at_ms"])
+            assert int(expires) - int(created) == 3600 * 1000
+    finally:
+        documents.close()
