@@ -16,6 +16,7 @@ from schema.document_cache import CachedDocuments, DocumentCache
 from schema.errors import Unauthenticated, coded_result
 from schema.limits import graph_call_slots, query_cost_rule, query_too_large
 from schema.root import Mutation, Query, Subscription
+from schema.unicode_input import RejectLoneSurrogates
 
 DOCUMENT_CACHE_SIZE = 1024
 Rules = tuple[type[ASTValidationRule], ...]
@@ -122,6 +123,7 @@ def build_schema(
             graph_calls=max_graph_calls_per_request,
         ),
         lambda: MaxTokensLimiter(max_token_count=max_query_tokens),
+        RejectLoneSurrogates,  # variables that are not Unicode: BAD_USER_INPUT
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
