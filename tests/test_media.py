@@ -21,6 +21,10 @@ from schema.ids import parse_media_global_id
 from settings import Settings
 from storage.image_sandbox import ImageSandbox, SandboxLimits
 from storage.images import InvalidImage
+from storage.media import MediaLibrary, UploadQuotaExceeded
+from storage.object_store import LocalObjectStore
+from storage.redis_clients import open_redis
+from tests.conftest import RedisServer
 from tests.gql import (
     CREATE_MEDIA_UPLOAD,
     CREATE_TWEET,
@@ -341,3 +345,55 @@ async def test_uploads_are_rate_limited_and_bounded(settings: Settings) -> None:
             assert int(expires) - int(created) == 3600 * 1000
     finally:
         documents.close()
+
+
+async def test_expired_upload_is_refused(settings: Settings) -> None:
+    """An upload expires `MEDIA_ORPHAN_HOURS` after it was started, even before the clean-up
+    job (no worker runs here) deletes it."""
+    quick = replace(settings, media_orphan_hours=1 / 3600)
+    with serve_api(quick) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            token, _ = await sign_up(client, "alice")
+            variables = {"type": "image/png", "size": 100}
+            ticket = await gql(client, CREATE_MEDIA_UPLOAD, variables, token=token)
+            media_id = ticket["createMediaUpload"]["id"]
+            assert ticket["createMediaUpload"]["expiresInSeconds"] == 1  # not past the upload
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while True:  # "not uploaded" until the expiry passes
+                variables = {"text": "late", "media": [media_id]}
+                code, message = await gql_error(client, CREATE_TWEET, variables, token=token)
+                assert code == "BAD_USER_INPUT", message
+                if "expired" in message or loop.time() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            assert message == f"media {media_id} has expired: upload it again"
+
+
+async def test_upload_quota_on_a_redis_cluster(
+    redis_cluster: list[RedisServer], tmp_path: Path
+) -> None:
+    """The quota script reads the owner's records through one hash-tagged slot."""
+    for node in redis_cluster:
+        node.client().flushall()
+    documents = open_redis(redis_cluster[0].url, timeout_seconds=2, cluster=True)
+    objects = LocalObjectStore(tmp_path, public_api_url="http://x", signing_key=b"k" * 32)
+    limits = SandboxLimits(1, 1, 1, 1, 1.0, 1)
+    library = MediaLibrary(
+        documents,
+        objects,
+        ImageSandbox(limits),
+        cdn_base_url="http://x/media",
+        max_bytes=1000,
+        upload_url_ttl_seconds=60,
+        expiry_seconds=3600,
+        max_pending_bytes=1000,
+    )
+    try:
+        for owner in (7, 8, 9):
+            await library.start_upload(owner, 1, "image/png", 600)
+            with pytest.raises(UploadQuotaExceeded):
+                await library.start_upload(owner, 2, "image/png", 600)
+            await library.start_upload(owner, 3, "image/png", 400)
+    finally:
+        await documents.aclose()
