@@ -5,8 +5,10 @@ abuse the flow must survive (decompression bombs, races, re-used URLs, upload fl
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -35,7 +37,7 @@ from tests.gql import (
     sign_up,
 )
 from tests.images import exif_of, gif_bomb, jpeg_with_gps, png
-from tests.servers import run_worker, serve_api, wait_until
+from tests.servers import ROOT, run_worker, serve_api, wait_until
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -397,3 +399,28 @@ async def test_upload_quota_on_a_redis_cluster(
             await library.start_upload(owner, 3, "image/png", 400)
     finally:
         await documents.aclose()
+
+
+def test_readme_image_example_runs_as_pasted(settings: Settings, tmp_path: Path) -> None:
+    """The README's image walk-through is a shell block that works end to end: only the API
+    address is changed to the server under test."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("Images take three steps") :]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start : section.index("\n```", start)]
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # it runs from a checkout
+    with serve_api(settings) as url:
+        script = block.replace("http://127.0.0.1:8000/graphql", f"{url}/graphql")
+        assert script != block
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout.splitlines()[-1])
+        [item] = answer["data"]["createTweet"]["media"]
+        assert (item["width"], item["height"]) == (640, 480)
+        assert httpx.get(item["url"], timeout=30).status_code == 200
