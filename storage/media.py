@@ -124,7 +124,7 @@ if status == 'verifying' and tonumber(state[3]) > now then return 'busy' end
 if status ~= 'pending' and status ~= 'published' and status ~= 'verifying' then
   return 'missing'
 end
-if tonumber(state[2]) <= now then return 'expired' end
+if tonumber(state[2] or '0') <= now then return 'expired' end
 if status == 'published' then return 'published' end
 redis.call('HSET', KEYS[1], 'status', 'verifying', 'claim', ARGV[2], 'claim_until_ms', ARGV[3])
 return 'claimed'
@@ -215,7 +215,7 @@ class MediaLibrary:
         status, expires = await self._redis.hmget(
             media_key(owner_id, media_id), ["status", "expires_at_ms"]
         )
-        return status == b"pending" and int(expires) > time.time() * 1000
+        return status == b"pending" and int(expires or 0) > time.time() * 1000
 
     async def publish(self, owner_id: int, media_ids: list[int]) -> list[MediaItem]:
         """Verify each upload and publish its clean copy; items already published are reused.
