@@ -79,7 +79,7 @@ async def create_tweet(
             tweet, idempotency_key, [media_key(viewer, m) for m in media_ids]
         )
     except MediaNotAttachable as exc:  # a concurrent tweet attached it after we published it
-        taken = next((m for m in media_ids if media_key(viewer, m) in str(exc).split()), None)
+        taken = next((m for m in media_ids if media_key(viewer, m) == exc.media_key), None)
         which = "a media item" if taken is None else f"media {media_global_id(viewer, taken)}"
         raise BadUserInput(f"{which} is already attached to a tweet", field="mediaIds") from None
     if stored_id != tweet.tweet_id:

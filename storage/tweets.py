@@ -74,7 +74,12 @@ class TimelinePage:
 
 
 class MediaNotAttachable(Exception):
-    """A media item is not in the `published` state (unknown, unverified, or already attached)."""
+    """A media item is not in the `published` state (unknown, unverified, or already attached).
+    `media_key` names the first such item."""
+
+    def __init__(self, media_key: str) -> None:
+        super().__init__(f"media {media_key} is not attachable")
+        self.media_key = media_key
 
 
 def tweet_key(author_id: int, tweet_id: int) -> str:
@@ -158,8 +163,9 @@ class TweetStore:
         try:
             return int(await self._create(keys=keys, args=args))
         except Exception as exc:
-            if "MEDIA_NOT_ATTACHABLE" in str(exc):
-                raise MediaNotAttachable(str(exc)) from exc
+            reason, *details = str(exc).split()
+            if reason == "MEDIA_NOT_ATTACHABLE":
+                raise MediaNotAttachable(details[0]) from exc
             raise
 
     async def create_many(self, tweets: list[Tweet]) -> None:
