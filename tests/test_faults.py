@@ -86,7 +86,7 @@ async def test_worker_killed_mid_fan_out(crash_settings: Settings, tmp_path: Pat
                 with run_worker(settings, tmp_path / "worker2.log"):
                     ref = FeedRef(tweet_id, author)
                     async with asyncio.timeout(90):
-                        while await _feeds_holding(feeds.client, followers, ref) < AUDIENCE:
+                        while await feeds_holding(feeds.client, followers, ref) < AUDIENCE:
                             await asyncio.sleep(0.2)
                     await asyncio.sleep(0.5)  # let any last live event arrive
         online = {f"live:{f}".encode() for f in followers[:ONLINE]}
@@ -99,7 +99,7 @@ async def test_worker_killed_mid_fan_out(crash_settings: Settings, tmp_path: Pat
         await feeds.client.aclose()
 
 
-async def _feeds_holding(client: aioredis.Redis, viewers: list[int], ref: FeedRef) -> int:
+async def feeds_holding(client: aioredis.Redis, viewers: list[int], ref: FeedRef) -> int:
     async with client.pipeline(transaction=False) as pipe:
         for viewer in viewers:
             pipe.zscore(feed_key(viewer), ref.member())
