@@ -15,8 +15,11 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(BIN)/python -m devstack
 
+# Lint, the import layers (pyproject's [tool.importlinter]) and types first: each fails in seconds.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -25,3 +28,5 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/python -m mypy

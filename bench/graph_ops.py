@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from bench.data import reed98_follows
@@ -32,18 +33,15 @@ async def measure(name: str, graph: CypherGraph) -> None:
     newcomers = list(range(1, SAMPLES + 1))
     await graph.bulk_create_users([(u, f"new{u}") for u in newcomers])
     follows = await timed(
-        [
-            lambda a=a, b=b: graph.follow(a, b, at_ms=1)
-            for a, b in zip(newcomers, sample, strict=True)
-        ]
+        [partial(graph.follow, a, b, at_ms=1) for a, b in zip(newcomers, sample, strict=True)]
     )
     print(f"[{name}] follow (single statement): {summary_ms(follows)}")
-    pages = await timed([lambda u=u: graph.followers_page(u, 20, None) for u in sample])
+    pages = await timed([partial(graph.followers_page, u, 20, None) for u in sample])
     print(f"[{name}] followers page of 20: {summary_ms(pages)}")
     batches = [sample[i : i + 20] for i in range(0, SAMPLES, 20)]
-    counts = await timed([lambda b=b: graph.counts(b) for b in batches])
+    counts = await timed([partial(graph.counts, b) for b in batches])
     print(f"[{name}] counts of 20 users (one query): {summary_ms(counts)}")
-    suggestions = await timed([lambda u=u: graph.who_to_follow(u, 10) for u in sample[:100]])
+    suggestions = await timed([partial(graph.who_to_follow, u, 10) for u in sample[:100]])
     print(f"[{name}] whoToFollow(10): {summary_ms(suggestions)}")
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -33,7 +34,9 @@ class Stack:
     worker: ManagedProcess | None = None
 
     @classmethod
-    def start(cls, work_dir: Path, **overrides: object) -> Stack:
+    def start(cls, work_dir: Path, **overrides: Any) -> Stack:
+        """Servers started; `overrides` are Settings fields (each of its own type, checked by
+        `dataclasses.replace`)."""
         graph_port, data_port, api_port = free_port(), free_port(), free_port()
         servers = [
             start_redis("graph", graph_port, work_dir / "graph", falkordb=True, appendonly=False),

