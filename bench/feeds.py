@@ -28,6 +28,7 @@ from schema.ids import parse_tweet_global_id
 from storage.accounts import AccountStore, Profile
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
+from storage.followee_sets import FolloweeSets
 from storage.redis_clients import open_redis
 from storage.tweets import TweetStore
 
@@ -227,12 +228,13 @@ async def _store_io(services, context: RequestContext) -> float:
     """The store calls a hit makes, timed alone: the viewer's token version, the page (with
     the feed's state), the followee check, documents, authors."""
     viewer = await context.viewer_id()
-    started = time.perf_counter()
     feeds, tweets = services.feeds, services.tweets
+    followees = FolloweeSets(feeds.client)
+    started = time.perf_counter()
     await services.accounts.profiles([viewer])
     page = await feeds.page(viewer, 40, None)
     refs = page.refs[:20]
-    await feeds.follows(viewer, sorted({r.author_id for r in refs}))
+    await followees.follows(viewer, sorted({r.author_id for r in refs}))
     await tweets.get_many([(r.author_id, r.tweet_id) for r in refs])
     await services.accounts.profiles(sorted({r.author_id for r in refs}))
     return time.perf_counter() - started

@@ -18,6 +18,8 @@ import time
 
 import redis.asyncio as aioredis
 
+from storage import lua
+
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 WORKER_BITS = 10
 SEQUENCE_BITS = 12
@@ -27,20 +29,6 @@ LEASE_MS = 30_000
 RENEW_EVERY_SECONDS = LEASE_MS / 1000 / 3
 
 log = logging.getLogger(__name__)
-
-# Extend the lease only if we still hold it (the token is ours), else report loss.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class IdGenerationStopped(RuntimeError):
@@ -61,6 +49,8 @@ class IdGenerator:
 
     def __init__(self, client: aioredis.Redis, clock=time.time) -> None:
         self._client = client
+        self._renew = lua.register(client, "renew_lease")
+        self._release = lua.register(client, "unlock")
         self._clock = clock
         self._token = secrets.token_hex(16)
         self._worker: int | None = None
@@ -89,7 +79,7 @@ class IdGenerator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
         if self._worker is not None:
-            await self._client.eval(_RELEASE, 1, _lease_key(self._worker), self._token)
+            await self._release(keys=[_lease_key(self._worker)], args=[self._token])
             self._worker = None
 
     async def _renew_forever(self) -> None:
@@ -98,7 +88,7 @@ class IdGenerator:
         while True:
             await asyncio.sleep(RENEW_EVERY_SECONDS)
             try:
-                held = await self._client.eval(_RENEW, 1, key, self._token, LEASE_MS)
+                held = await self._renew(keys=[key], args=[self._token, LEASE_MS])
             except Exception:  # a blip: retry at the next tick; the lease outlives two misses
                 log.warning("id worker lease renewal failed", exc_info=True)
                 continue

@@ -1,10 +1,11 @@
 """Live feed events for the subscriptions of one API process.
 
 One pub/sub connection per process (not per WebSocket) on the feed Redis, subscribed to the
-`live:<viewer>` channel of every viewer with a subscription here, and demultiplexed in memory to
-their queues. While a viewer is subscribed, a heartbeat keeps their presence key alive, which is
-how fan-out knows to publish for them. Celebrity tweets are never fanned out; the process's
-celebrity cache reports them here and they go to the local subscribers who follow that celebrity.
+live channel (storage/presence.py) of every viewer with a subscription here, and demultiplexed
+in memory to their queues. While a viewer is subscribed, a heartbeat keeps their presence key
+alive, which is how fan-out knows to publish for them. Celebrity tweets are never fanned out;
+the process's celebrity cache reports them here and they go to the local subscribers who follow
+that celebrity.
 
 Delivery is at most once: a full queue drops its oldest event, and a dropped connection loses
 what was published meanwhile. Clients resubscribe with a cursor and get what they missed from
@@ -26,11 +27,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
+
 from storage.celebrity_timelines import CelebrityTimelines
-from storage.feeds import FeedCache, live_channel
+from storage.presence import HUB_CHANNEL, Presence, live_channel, viewer_of_channel
 
 QUEUE_SIZE = 100
-HUB_CHANNEL = "live:hub"  # always subscribed (the connection exists before any viewer); revocations
 RECONNECT_DELAY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
@@ -68,25 +70,31 @@ class LiveSubscription:
 
 
 class LiveHub:
+    """`client` is the feed-role client (its pub/sub connection carries the live channels);
+    `presence` records who is live there."""
+
     def __init__(
         self,
-        feeds: FeedCache,
+        client: aioredis.Redis,
+        presence: Presence,
         celebrities: CelebrityTimelines,
         *,
         presence_ttl_seconds: int,
         max_per_user: int,
     ) -> None:
-        self._feeds = feeds
+        self._redis = client
+        self._presence = presence
         self._celebrities = celebrities
         self._presence_ttl = presence_ttl_seconds
         self._max_per_user = max_per_user
         self._subscriptions: dict[int, set[LiveSubscription]] = {}
         self._connections: dict[str, _Connection] = {}  # by connection slot
         self._background: set[asyncio.Future[object]] = set()
-        self._pubsub = feeds.client.pubsub()
+        self._pubsub = client.pubsub()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        # Always subscribed (the connection exists before any viewer): revocations.
         await self._pubsub.subscribe(HUB_CHANNEL)
         self._tasks = [
             asyncio.create_task(self._listen()),
@@ -101,15 +109,12 @@ class LiveHub:
                 await task
         await self._pubsub.aclose()
 
-    def connections_of(self, viewer_id: int) -> int:
-        return len(self._subscriptions.get(viewer_id, ()))
-
     async def open_connection(self, user_id: int, recheck: Callable[[], Awaitable[bool]]) -> str:
         """Count a new WebSocket of the user against MAX_WS_CONNECTIONS_PER_USER (over every
         API process; a slot lapses if its process stops heartbeating). Returns its slot.
         `recheck` is called when the user's tokens are revoked. Raises TooManyConnections."""
         slot = secrets.token_hex(8)
-        if not await self._feeds.claim_live_slot(
+        if not await self._presence.claim_live_slot(
             user_id, slot, self._max_per_user, self._presence_ttl
         ):
             raise TooManyConnections(user_id)
@@ -119,12 +124,12 @@ class LiveHub:
     async def close_connection(self, slot: str) -> None:
         connection = self._connections.pop(slot, None)
         if connection is not None:
-            await self._feeds.release_live_slot(connection.user_id, slot)
+            await self._presence.release_live_slot(connection.user_id, slot)
 
     async def revoke(self, user_id: int) -> None:
         """Tell every API process to re-check the user's sockets now (after logOutEverywhere
         changed the token version), so revoked ones close within moments."""
-        await self._feeds.client.publish(HUB_CHANNEL, json.dumps({"revoked": user_id}))
+        await self._redis.publish(HUB_CHANNEL, json.dumps({"revoked": user_id}))
 
     async def _recheck(self, connection: _Connection) -> None:
         try:
@@ -139,7 +144,7 @@ class LiveHub:
         local.add(subscription)
         if len(local) == 1:
             await self._pubsub.subscribe(live_channel(viewer_id))
-        await self._feeds.mark_online(viewer_id, self._presence_ttl)
+        await self._presence.mark_online(viewer_id, self._presence_ttl)
         await self._celebrities.recent(celebrities)  # the baseline: later tweets are news
         return subscription
 
@@ -173,7 +178,7 @@ class LiveHub:
                 if connection.user_id == revoked:
                     self._spawn(self._recheck(connection))
             return
-        viewer_id = int(channel.decode().removeprefix("live:"))
+        viewer_id = viewer_of_channel(channel.decode())
         payload = json.loads(data)
         event = LiveEvent(payload["kind"], payload["author_id"], payload["tweet_id"])
         for subscription in self._subscriptions.get(viewer_id, ()):
@@ -199,7 +204,7 @@ class LiveHub:
             await asyncio.sleep(self._presence_ttl / 3)
             try:
                 slots = [(c.user_id, slot) for slot, c in self._connections.items()]
-                await self._feeds.mark_online_many(
+                await self._presence.mark_online_many(
                     list(self._subscriptions), self._presence_ttl, slots
                 )
                 for subscriptions in list(self._subscriptions.values()):

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from settings import Settings
+from storage import lua
 from storage.image_sandbox import ImageSandbox, SandboxLimits
 from storage.images import InvalidImage
 from storage.object_store import ObjectStore, open_object_store
@@ -88,70 +89,6 @@ def incoming_object(owner_id: int, media_id: int) -> str:
     return f"incoming/{owner_id}/{media_id}"
 
 
-# KEYS: record, uploads index.  ARGV: media id, content type, declared bytes, now ms,
-# expires at ms, quota bytes, record key prefix ("media:{A}:").
-# Returns -1 when recorded, else the ms until the oldest counted upload expires.
-_START = """
-local now, quota = tonumber(ARGV[4]), tonumber(ARGV[6])
-local held, oldest = 0, nil
-local index = redis.call('HGETALL', KEYS[2])
-for i = 1, #index, 2 do
-  local state = redis.call('HMGET', ARGV[7] .. index[i], 'status', 'expires_at_ms')
-  local live = state[1] == 'pending' or state[1] == 'verifying' or state[1] == 'published'
-  local expires = tonumber(state[2] or '0')
-  if live and expires > now then
-    held = held + tonumber(index[i + 1])
-    if oldest == nil or expires < oldest then oldest = expires end
-  else
-    redis.call('HDEL', KEYS[2], index[i])
-  end
-end
-if held + tonumber(ARGV[3]) > quota then return math.max(1, (oldest or now) - now) end
-redis.call('HSET', KEYS[1], 'status', 'pending', 'content_type', ARGV[2],
-  'declared_bytes', ARGV[3], 'created_at_ms', ARGV[4], 'expires_at_ms', ARGV[5])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-return -1
-"""
-
-# KEYS: record.  ARGV: now ms, claim token, claim until ms.
-# Returns what the caller may do: claimed, published, or why not.
-_CLAIM = """
-local state = redis.call('HMGET', KEYS[1], 'status', 'expires_at_ms', 'claim_until_ms')
-local status, now = state[1], tonumber(ARGV[1])
-if not status then return 'missing' end
-if status == 'attached' then return 'attached' end
-if status == 'verifying' and tonumber(state[3]) > now then return 'busy' end
-if status ~= 'pending' and status ~= 'published' and status ~= 'verifying' then
-  return 'missing'
-end
-if tonumber(state[2] or '0') <= now then return 'expired' end
-if status == 'published' then return 'published' end
-redis.call('HSET', KEYS[1], 'status', 'verifying', 'claim', ARGV[2], 'claim_until_ms', ARGV[3])
-return 'claimed'
-"""
-
-# KEYS: record.  ARGV: claim token, then field/value pairs to set.
-# Ends a claim: sets the fields and drops the claim if it is still ours (1), else 0.
-_SETTLE = """
-if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
-redis.call('HDEL', KEYS[1], 'claim', 'claim_until_ms')
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-return 1
-"""
-
-# KEYS: record, uploads index.  ARGV: media id, "1" to spare attached media.
-# Marks the record purging (so nothing can claim or attach it) and returns its public key
-# ('' if none), or false for attached media that is spared.
-_CONDEMN = """
-local status = redis.call('HGET', KEYS[1], 'status')
-redis.call('HDEL', KEYS[2], ARGV[1])
-if not status then return '' end
-if status == 'attached' and ARGV[2] == '1' then return false end
-redis.call('HSET', KEYS[1], 'status', 'purging')
-return redis.call('HGET', KEYS[1], 'public_key') or ''
-"""
-
-
 class MediaLibrary:
     def __init__(
         self,
@@ -174,10 +111,10 @@ class MediaLibrary:
         self.expiry_seconds = expiry_seconds
         self._max_pending_bytes = max_pending_bytes
         self._claim_ms = int((sandbox.limits.timeout_seconds + CLAIM_MARGIN_SECONDS) * 1000)
-        self._start = client.register_script(_START)
-        self._claim = client.register_script(_CLAIM)
-        self._settle = client.register_script(_SETTLE)
-        self._condemn = client.register_script(_CONDEMN)
+        self._start = lua.register(client, "media_start")
+        self._claim = lua.register(client, "media_claim")
+        self._settle = lua.register(client, "media_settle")
+        self._condemn = lua.register(client, "media_condemn")
 
     def public_url(self, key: str) -> str:
         return f"{self._cdn_base_url}/{key}"

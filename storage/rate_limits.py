@@ -1,10 +1,11 @@
 """Sliding-window rate limits in Redis.
 
 Keys (this module is their only writer): rate:<action>:<subject>, a sorted set of the times
-(ms) of recent attempts, each a unique member, with a TTL of the window. One script checks and
-records atomically, so concurrent requests cannot all slip under the limit. An attempt that
-turns out not to count (a log-in that succeeded) is forgiven by removing its member. Kept in the
-feed Redis: losing them to eviction or a restart only forgives some recent attempts.
+(ms) of recent attempts, each a unique member, with a TTL of the window. One script
+(lua/rate_hit.lua) checks and records atomically, so concurrent requests cannot all slip under
+the limit. An attempt that turns out not to count (a log-in that succeeded) is forgiven by
+removing its member. Kept in the feed Redis: losing them to eviction or a restart only forgives
+some recent attempts.
 """
 
 from __future__ import annotations
@@ -15,25 +16,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-# KEYS: the window key.  ARGV: now (ms), window (ms), limit, a unique member, and "refuse" or
-# "keep": past the limit, refuse the attempt, or record it and keep only the newest `limit`.
-# Returns {ms until the oldest attempt leaves the window (0: recorded), attempts in the window}.
-_HIT = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-if count >= limit then
-  if ARGV[5] == 'refuse' then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    return {math.max(1, tonumber(oldest[2]) + window - now), count}
-  end
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, count - limit)
-  count = limit - 1
-end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], window)
-return {0, count + 1}
-"""
+from storage import lua
 
 
 @dataclass(frozen=True)
@@ -47,7 +30,7 @@ class Verdict:
 class RateLimiter:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._hit = client.register_script(_HIT)
+        self._hit = lua.register(client, "rate_hit")
 
     async def hit(self, action: str, subject: str, limit: int, window_seconds: int) -> Verdict:
         """Record an attempt of `action` by `subject` unless that would exceed `limit` in the

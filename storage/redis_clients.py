@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
+
+from settings import Settings
 
 # Either kind of client: stores use only commands whose keys share one hash slot, so the same
 # code runs on one server and on a cluster.
 DocumentsRedis = aioredis.Redis | RedisCluster
+# What a Redis server that is down or too slow raises (callers answer "unavailable", not a bug).
+REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def open_redis(url: str, *, timeout_seconds: float, cluster: bool = False) -> DocumentsRedis:
@@ -22,6 +27,17 @@ def open_redis(url: str, *, timeout_seconds: float, cluster: bool = False) -> Do
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
+    )
+
+
+def open_feed_redis(settings: Settings) -> aioredis.Redis:
+    """The client of the feed role (FEED_REDIS_URL: feeds, followee sets, presence, rebuild
+    locks, live pub/sub, fan-out stats, rate limits), always one server. Every store of that
+    role takes this client as an argument; the caller closes it."""
+    return aioredis.Redis.from_url(
+        settings.feed_redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
     )
 
 

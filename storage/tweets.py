@@ -8,8 +8,9 @@ author sits in one slot, on one node of a cluster, and every multi-key step belo
                         big-endian ids with score 0, ordered by ZRANGE BYLEX: a score is a double
                         with 53 bits, and 64-bit ids that differ in their low bits would tie.
   idem:{A}:<sha256>     tweet id created under a client's idempotency key (expires).
-Media records (`media:{A}:<id>`, see storage/media_records.py) are marked attached by the same
-script that stores the tweet, so a media item can never be attached twice.
+Media records (`media:{A}:<id>`, owned by storage/media.py) are marked attached by the same
+script that stores the tweet (storage/lua/tweet_create.lua), so a media item can never be
+attached twice.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from storage import lua
 from storage.redis_clients import DocumentsRedis, mget
 
 ID_BYTES = 8
@@ -99,47 +101,12 @@ def member(tweet_id: int) -> bytes:
     return tweet_id.to_bytes(ID_BYTES, "big")
 
 
-# KEYS: document, timeline, idempotency key, media records...
-# ARGV: json, member, idempotency ttl, id, "1" if the client sent an idempotency key
-# Returns the id of the tweet that now exists for this request (an earlier one for a repeated
-# idempotency key), or an error naming a media record that cannot be attached.
-_CREATE = """
-local keyed = ARGV[5] == '1'
-if keyed then
-  local existing = redis.call('GET', KEYS[3])
-  if existing then return existing end
-end
-for i = 4, #KEYS do
-  if redis.call('HGET', KEYS[i], 'status') ~= 'published' then
-    return redis.error_reply('MEDIA_NOT_ATTACHABLE ' .. KEYS[i])
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], 0, ARGV[2])
-if keyed then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[3]) end
-for i = 4, #KEYS do
-  redis.call('HSET', KEYS[i], 'status', 'attached', 'tweet_id', ARGV[4])
-end
-return ARGV[4]
-"""
-
-# KEYS: document, timeline   ARGV: tombstone json, member.  Returns 1 if it was live, else 0.
-_TOMBSTONE = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[2])
-if string.find(raw, '"deleted":true', 1, true) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
-"""
-
-
 class TweetStore:
     def __init__(self, client: DocumentsRedis, *, idempotency_ttl_seconds: int) -> None:
         self._redis = client
         self._idempotency_ttl = idempotency_ttl_seconds
-        self._create = client.register_script(_CREATE)
-        self._tombstone = client.register_script(_TOMBSTONE)
+        self._create = lua.register(client, "tweet_create")
+        self._tombstone = lua.register(client, "tweet_tombstone")
 
     async def create(self, tweet: Tweet, client_key: str | None, media_keys: list[str]) -> int:
         """Store the document, add it to the timeline and attach its media, atomically.

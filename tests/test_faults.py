@@ -18,6 +18,7 @@ from schema.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedRef, feed_key, open_feed_cache
+from storage.presence import Presence
 from storage.redis_clients import open_redis
 from storage.tweets import TweetStore
 from tests.gql import CREATE_TWEET, FOLLOW, gql, post, read_feed, sign_up, tweet
@@ -70,7 +71,7 @@ async def test_worker_killed_mid_fan_out(crash_settings: Settings, tmp_path: Pat
                 await graph.bulk_create_users([(f, f"f{f}") for f in followers])
                 await graph.bulk_follow([(f, author, 1) for f in followers])
                 await feeds.create_empty(followers)  # all active
-                await feeds.mark_online_many(followers[:ONLINE], 300)
+                await Presence(feeds.client).mark_online_many(followers[:ONLINE], 300)
                 await ready.wait()
 
                 with run_worker(settings, tmp_path / "worker1.log") as first:

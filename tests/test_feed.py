@@ -16,6 +16,7 @@ from fanout import actors, runtime
 from schema.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
+from storage.presence import Presence
 from tests.gql import (
     DELETE_TWEET,
     FEED,
@@ -202,7 +203,7 @@ async def test_push_twice_leaves_one_entry_and_one_live_event(feeds: FeedCache) 
     await feeds.finish_rebuild(11, [])
     await feeds.begin_rebuild(12)
     await feeds.finish_rebuild(12, [])  # 13 has no feed: inactive
-    await feeds.mark_online(11, 60)
+    await Presence(feeds.client).mark_online(11, 60)
     pubsub = feeds.client.pubsub()
     await pubsub.subscribe("live:11", "live:12", "live:13")
     ref = FeedRef(tweet_id=10**17, author_id=99)

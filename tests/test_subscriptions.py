@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from devstack.servers import ManagedProcess
 from schema.ids import parse_user_global_id
 from settings import Settings
-from storage.feeds import presence_key
+from storage.presence import presence_key
 from tests.gql import DELETE_TWEET, FOLLOW, gql, read_feed, sign_up, tweet
 from tests.servers import queues_idle, run_worker, serve_api, wait_until
 

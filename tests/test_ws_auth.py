@@ -22,7 +22,7 @@ from auth.tokens import TokenIssuer
 from schema.ids import parse_user_global_id
 from settings import Settings
 from storage.accounts import token_version_key
-from storage.feeds import live_slots_key
+from storage.presence import live_slots_key
 from tests.gql import LOG_IN, PASSWORD, VIEWER, gql, gql_error, sign_up
 from tests.servers import serve_api
 from tests.test_subscriptions import SUBSCRIBE, wait_subscribed

@@ -1,0 +1,80 @@
+"""Each viewer's followees, cached for read-time filtering, in the feed Redis.
+
+Keys (this module is their only writer); `{V}` is the viewer id:
+  following:{V}         set of the ids V follows (plus 0, so an empty set still exists), for
+                        filtering at read time. Dropped on every follow/unfollow of V; lives
+                        FOLLOWING_TTL_SECONDS.
+  following_celebs:{V}  the celebrities among them (plus 0), merged into V's pages at read time.
+                        Written and dropped together with following:{V}.
+  following_ver:{V}     counter bumped by every follow/unfollow of V, before a follow merges
+                        entries in: a rebuild of following:{V} from the graph is written, and
+                        feed entries judged unfollowed are removed (storage/feeds.py), only if
+                        no follow happened since the decision's inputs were read.
+storage/feeds.py reads following_ver and following_celebs (in FeedCache.page and its
+if-unchanged scripts) but never writes them.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from storage import lua
+
+FOLLOWING_TTL_SECONDS = 3600
+
+
+def following_key(viewer_id: int) -> str:
+    return f"following:{{{viewer_id}}}"
+
+
+def following_celebs_key(viewer_id: int) -> str:
+    return f"following_celebs:{{{viewer_id}}}"
+
+
+def following_version_key(viewer_id: int) -> str:
+    return f"following_ver:{{{viewer_id}}}"
+
+
+class FolloweeSets:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._fill_following = lua.register(client, "fill_following")
+
+    async def follows(self, viewer_id: int, user_ids: list[int]) -> list[bool] | None:
+        """Whether the viewer follows each id, from the cached set; None if it is not cached."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(following_key(viewer_id))
+            pipe.smismember(following_key(viewer_id), user_ids or [0])
+            cached, flags = await pipe.execute()
+        return [bool(f) for f in flags][: len(user_ids)] if cached else None
+
+    async def following_version(self, viewer_id: int) -> str:
+        """The viewer's follow-state version ("0" before any follow/unfollow): read it before
+        the inputs of a decision that `fill_following` or a guarded feed removal applies."""
+        return (await self._redis.get(following_version_key(viewer_id)) or b"0").decode()
+
+    async def fill_following(
+        self, viewer_id: int, user_ids: list[int], celebrity_ids: list[int], version: str
+    ) -> bool:
+        """Cache the followee set read from the graph, unless a follow changed it since
+        `version` was read. True if written."""
+        keys = [
+            following_key(viewer_id),
+            following_celebs_key(viewer_id),
+            following_version_key(viewer_id),
+        ]
+        args = [version, FOLLOWING_TTL_SECONDS, len(user_ids), *user_ids, *celebrity_ids]
+        return bool(await self._fill_following(keys=keys, args=args))
+
+    async def invalidate_following(self, viewer_id: int) -> None:
+        """Call after every follow/unfollow of the viewer, once the graph has changed."""
+        await self.invalidate_following_many([viewer_id])
+
+    async def invalidate_following_many(self, viewer_ids: list[int]) -> None:
+        """Drop the cached followee sets of many viewers and bump their versions (one round
+        trip)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for viewer_id in viewer_ids:
+                pipe.incr(following_version_key(viewer_id))
+                pipe.delete(following_key(viewer_id), following_celebs_key(viewer_id))
+            await pipe.execute()
