@@ -1,29 +1,5 @@
-"""The social graph: one async port (`SocialGraph`), two adapters (FalkorDB, Neo4j)."""
+"""The social graph: the port `graph.port.SocialGraph` (the contract), its Cypher adapters
+(`graph.falkordb_store`, `graph.neo4j_store` on `graph.cypher`) and `graph.factory.open_graph`.
 
-from graph.port import (
-    CannotFollowSelf,
-    EdgeCursor,
-    EdgePage,
-    FollowCounts,
-    FollowEdge,
-    FollowLimitReached,
-    GraphError,
-    GraphUnavailable,
-    SocialGraph,
-    Suggestion,
-    UnknownUser,
-)
-
-__all__ = [
-    "CannotFollowSelf",
-    "EdgeCursor",
-    "EdgePage",
-    "FollowCounts",
-    "FollowEdge",
-    "FollowLimitReached",
-    "GraphError",
-    "GraphUnavailable",
-    "SocialGraph",
-    "Suggestion",
-    "UnknownUser",
-]
+Nothing is re-exported here: import from the module that defines a name.
+"""

@@ -59,7 +59,17 @@ MERGE (a)-[r:FOLLOWS]->(b)
 ON CREATE SET r.at = edge.at, a.following = a.following + 1, b.followers = b.followers + 1
 """
 
-DELETE_USER = "MATCH (u:User {id: $id}) DETACH DELETE u"
+# The counters of the users at the other ends go down in the same statement, as in UNFOLLOW.
+DELETE_USER = """
+MATCH (u:User {id: $id})
+OPTIONAL MATCH (u)-[:FOLLOWS]->(followee:User)
+WITH u, collect(followee) AS followees
+OPTIONAL MATCH (follower:User)-[:FOLLOWS]->(u)
+WITH u, followees, collect(follower) AS followers
+FOREACH (b IN followees | SET b.followers = b.followers - 1)
+FOREACH (a IN followers | SET a.following = a.following - 1)
+DETACH DELETE u
+"""
 
 # The cap is checked in the statement that adds the edge. FalkorDB runs writes to one graph one at a
 # time, so it is exact there; on Neo4j two follows racing at the cap may both pass the check.
@@ -140,7 +150,8 @@ PING = "RETURN 1"
 
 
 class CypherGraph(abc.ABC):
-    """The `SocialGraph` operations, for any engine that runs the Cypher above."""
+    """The `SocialGraph` operations, for any engine that runs the Cypher above. The contract of
+    each method is its docstring in `graph.port.SocialGraph`."""
 
     def __init__(
         self, *, max_following: int, who_to_follow_sample: int = 200, bulk_batch_size: int = 1000
@@ -157,6 +168,14 @@ class CypherGraph(abc.ABC):
     async def _write(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
         """Run a statement that may write; rows as lists of values. Raises GraphUnavailable."""
 
+    @abc.abstractmethod
+    async def ensure_schema(self) -> None:
+        """Indexes and the uniqueness constraint on user id: DDL differs per engine."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the driver's connections."""
+
     async def ping(self) -> None:
         await self._read(PING, {})
 
@@ -164,14 +183,25 @@ class CypherGraph(abc.ABC):
         await self._write(CREATE_USER, {"id": _key(user_id), "username": username})
 
     async def bulk_create_users(self, users: list[tuple[int, str]]) -> None:
-        """Create many (id, username) nodes, a batch per statement; idempotent."""
-        rows = [{"id": _key(user_id), "username": username} for user_id, username in users]
+        """A batch of `bulk_batch_size` users per statement. Repeated ids are dropped here (the
+        first kept) rather than left to MERGE within one statement."""
+        first: dict[int, str] = {}
+        for user_id, username in users:
+            first.setdefault(user_id, username)
+        rows = [{"id": _key(user_id), "username": username} for user_id, username in first.items()]
         await self._write_in_batches(BULK_CREATE_USERS, "users", rows)
 
     async def bulk_follow(self, edges: list[tuple[int, int, int]]) -> None:
-        """Add many (follower, followee, at_ms) edges, a batch per statement, keeping counts exact.
-        For seeding: it skips the MAX_FOLLOWING check; unknown ids are skipped silently."""
-        rows = [{"follower": _key(a), "followee": _key(b), "at": at_ms} for a, b, at_ms in edges]
+        """A batch of `bulk_batch_size` edges per statement. Self-follows and repeated edges are
+        dropped here (the first kept); edges naming an unknown id match nothing in BULK_FOLLOW."""
+        first: dict[tuple[int, int], int] = {}
+        for follower, followee, at_ms in edges:
+            if follower != followee:
+                first.setdefault((follower, followee), at_ms)
+        rows = [
+            {"follower": _key(a), "followee": _key(b), "at": at_ms}
+            for (a, b), at_ms in first.items()
+        ]
         await self._write_in_batches(BULK_FOLLOW, "edges", rows)
 
     async def _write_in_batches(self, query: str, name: str, rows: list[dict[str, Any]]) -> None:

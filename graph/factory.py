@@ -1,12 +1,12 @@
-"""Build the configured graph adapter from settings."""
+"""Build the configured graph adapter from settings: how code outside graph/ gets a graph."""
 
 from __future__ import annotations
 
-from graph.cypher import CypherGraph
+from graph.port import SocialGraph
 from settings import Settings
 
 
-def open_graph(settings: Settings) -> CypherGraph:
+def open_graph(settings: Settings) -> SocialGraph:
     """The adapter `settings.graph_backend` names; the caller owns it and must `close()` it."""
     if settings.graph_backend == "neo4j":
         from graph.neo4j_store import Neo4jGraph

@@ -33,6 +33,7 @@ from devstack.servers import (
 from graph.cypher import CypherGraph
 from graph.falkordb_store import FalkorDBGraph
 from graph.neo4j_store import Neo4jGraph
+from graph.port import SocialGraph
 from settings import Settings
 from tests.servers import run_worker, serve_api, wait_until
 
@@ -170,7 +171,7 @@ def _graph_engines() -> list[str]:
 @pytest.fixture(params=_graph_engines())
 async def graph_engine(
     request: pytest.FixtureRequest, falkordb_server: RedisServer
-) -> AsyncIterator[CypherGraph]:
+) -> AsyncIterator[SocialGraph]:
     """A fresh, empty graph on each engine: FalkorDB over the Redis protocol; the Neo4j adapter
     over Bolt against FalkorDB's listener; and real Neo4j when NEO4J_URI is set."""
     engine = request.param
