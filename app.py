@@ -1,12 +1,12 @@
 """The ASGI app: Starlette routes, Strawberry GraphQL (HTTP, WebSocket, GraphiQL), lifespan.
 
-Run with `uvicorn app:create_app --factory`. Every client (graph driver, Redis pools, broker) is
-created once in the lifespan and reaches resolvers through the request context.
+Run with `python -m web.serve` (uvicorn's `app:create_app` factory). Every client and service is
+built once in the lifespan (`wiring.open_services`) and reaches resolvers through the request
+context.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -25,34 +25,16 @@ from starlette.websockets import WebSocket
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from auth.passwords import PasswordHasher
-from auth.tokens import TokenIssuer
-from fanout.broker import build_broker
-from fanout.jobs import Jobs
-from graph.factory import open_graph
 from ops.health import healthz
 from ops.metrics import Metrics, MetricsMiddleware
-from resolvers.context import RequestContext, Services, bearer_token
-from resolvers.feed import CELEBRITY_RECENT
+from resolvers.context import RequestContext, request_token
 from schema.build import build_schema
-from schema.limits import SlotCappedGraph
 from settings import Settings
-from storage.accounts import AccountStore
-from storage.celebrity_timelines import CelebrityTimelines
-from storage.fanout_stats import FanoutStats
-from storage.feeds import open_feed_cache
-from storage.ids import IdGenerator
-from storage.live_hub import LiveHub
-from storage.media import open_media_library
-from storage.object_store import S3ObjectStore
-from storage.rate_limits import RateLimiter
-from storage.redis_clients import open_redis
-from storage.tweet_cache import TweetCache, listen_for_invalidations
-from storage.tweets import TweetStore
 from web.body_limit import BodyLimit
 from web.graphql_http import GraphQLOverHTTP
 from web.graphql_ws import TransportWSHandler, accept_socket, refuse_subprotocol
 from web.uploads import put_upload
+from wiring import open_services
 
 STATIC_DIR = Path(__file__).parent / "static"
 GRAPHIQL_PAGE = STATIC_DIR / "graphiql" / "index.html"
@@ -61,14 +43,14 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 5
 log = logging.getLogger(__name__)
 
 
-class GraphQLApp(GraphQLOverHTTP):
+class GraphQLApp(GraphQLOverHTTP[RequestContext, None]):
     """Strawberry's ASGI app (GraphQL over HTTP as the spec asks: web/graphql_http.py) with our
     context and a GraphiQL page served from local assets."""
 
     async def get_context(self, request: Request | WebSocket, response: object) -> RequestContext:
         return RequestContext(
             services=request.app.state.services,
-            token=bearer_token(request),
+            token=request_token(request),
             client_ip=request.client.host if request.client else "unknown",
             websocket=request if isinstance(request, WebSocket) else None,
         )
@@ -106,79 +88,6 @@ class GraphQLApp(GraphQLOverHTTP):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(GRAPHIQL_PAGE, media_type="text/html")
-
-
-@contextlib.asynccontextmanager
-async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
-    """Connect to every backend, set up the graph schema and the media bucket, lease an id
-    worker, subscribe to tweet invalidations; undo all on exit."""
-    documents = open_redis(
-        settings.documents_redis_url,
-        timeout_seconds=settings.redis_timeout_seconds,
-        cluster=settings.documents_redis_cluster,
-    )
-    graph = open_graph(settings)
-    ids = IdGenerator(documents)
-    jobs = Jobs(build_broker(settings))
-    media = open_media_library(settings, documents)
-    cache = TweetCache(
-        max_entries=settings.tweet_cache_size, ttl_seconds=settings.tweet_cache_ttl_seconds
-    )
-    feeds = open_feed_cache(settings)
-    metrics.fanout_stats = FanoutStats(feeds.client)
-    tweets = TweetStore(documents, idempotency_ttl_seconds=settings.idempotency_ttl_seconds)
-    celebrities = CelebrityTimelines(
-        tweets, per_celebrity=CELEBRITY_RECENT, refresh_seconds=settings.celebrity_refresh_seconds
-    )
-    live = LiveHub(
-        feeds,
-        celebrities,
-        presence_ttl_seconds=settings.presence_ttl_seconds,
-        max_per_user=settings.max_ws_connections_per_user,
-    )
-    subscribed = asyncio.Event()
-    listener = asyncio.create_task(listen_for_invalidations(documents, cache, subscribed))
-    try:
-        await graph.ensure_schema()
-        if isinstance(media.objects, S3ObjectStore):
-            await media.objects.ensure_bucket()
-        await ids.start()
-        async with asyncio.timeout(settings.redis_timeout_seconds * 5):
-            await subscribed.wait()
-        await live.start()
-        yield Services(
-            settings=settings,
-            graph=SlotCappedGraph(graph),  # each operation gets MAX_GRAPH_CALLS_PER_REQUEST
-            documents=documents,
-            accounts=AccountStore(documents),
-            tweets=tweets,
-            tweet_cache=cache,
-            media=media,
-            feeds=feeds,
-            celebrities=celebrities,
-            live=live,
-            rate_limits=RateLimiter(feeds.client),
-            metrics=metrics,
-            ids=ids,
-            passwords=PasswordHasher(
-                time_cost=settings.argon2_time_cost,
-                memory_kib=settings.argon2_memory_kib,
-                parallelism=settings.argon2_parallelism,
-            ),
-            tokens=TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds),
-            jobs=jobs,
-        )
-    finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
-        # Shutting down with a backend gone must still release everything else.
-        for step in (live.stop, ids.stop, graph.close, documents.aclose, feeds.client.aclose):
-            try:
-                await step()
-            except Exception:
-                log.warning("shutdown step %s failed", step.__qualname__, exc_info=True)
-        jobs.close()
 
 
 def cors(settings: Settings) -> list[Middleware]:

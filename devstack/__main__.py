@@ -155,6 +155,10 @@ def main() -> int:
             env=env,
             cwd=ROOT,
             log_path=logs / "worker.log",
+            # Killed outright if the supervisor dies: a graceful Dramatiq stop would wait for
+            # the Redis servers dying beside it and can hang in its shutdown; a crash loses
+            # nothing (the broker redelivers what the worker held).
+            parent_death_signal=signal.SIGKILL,
         )
         children.append(worker)
         api_argv = [python, "-m", "web.serve"]  # HOST, PORT and the rest from env

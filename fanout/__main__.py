@@ -1,4 +1,4 @@
-"""`python -m fanout [dramatiq options]`: run the workers (the `dramatiq` CLI on fanout.worker).
+"""`python -m fanout [dramatiq options]`: run the workers (the `dramatiq` CLI on `worker.py`).
 
 Dramatiq reads how long an idle worker sleeps before polling its queues again from the
 environment when it is imported, with a default of 1 s: that would add up to a second to each
@@ -18,5 +18,5 @@ if __name__ == "__main__":
     os.environ["dramatiq_worker_timeout"] = str(settings.worker_idle_poll_ms)  # noqa: SIM112 (its name)
     import dramatiq.cli
 
-    args = dramatiq.cli.make_argument_parser().parse_args(["fanout.worker", *sys.argv[1:]])
+    args = dramatiq.cli.make_argument_parser().parse_args(["worker", *sys.argv[1:]])
     sys.exit(dramatiq.cli.main(args))

@@ -1,8 +1,10 @@
-"""/healthz: 200 when the graph and the documents Redis answer, else 503 naming what failed."""
+"""/healthz: 200 when every backend's probe answers (the graph, the Redis roles), else 503
+naming what failed. The probes come with the app's services (`Services.probes`)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -10,7 +12,7 @@ from starlette.responses import JSONResponse
 HEALTH_TIMEOUT_SECONDS = 2.0
 
 
-async def _check(name: str, probe) -> tuple[str, str]:
+async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> tuple[str, str]:
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
             await probe()
@@ -20,12 +22,7 @@ async def _check(name: str, probe) -> tuple[str, str]:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    services = request.app.state.services
-    results = dict(
-        await asyncio.gather(
-            _check("graph", services.graph.ping),
-            _check("redis", services.accounts.ping),
-        )
-    )
+    probes = request.app.state.services.probes
+    results = dict(await asyncio.gather(*(_check(name, p) for name, p in probes.items())))
     healthy = all(state == "ok" for state in results.values())
     return JSONResponse(results, status_code=200 if healthy else 503)

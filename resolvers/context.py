@@ -1,64 +1,64 @@
-"""Per-process services and the per-request context that carries them to resolvers."""
+"""What resolvers work with: the per-process services, and the per-request context that carries
+them, the request's DataLoaders and the caller's identity."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.dataloader import DataLoader
 
-from auth.passwords import PasswordHasher
-from auth.tokens import Claims, InvalidToken, TokenIssuer
-from fanout.jobs import Jobs
-from graph.cypher import CypherGraph
+from auth.tokens import Claims
 from graph.port import FollowCounts
-from ops.metrics import Metrics
-from schema.errors import Unauthenticated
+from resolvers.close_codes import CLOSE_UNAUTHORIZED
 from settings import Settings
-from storage.accounts import AccountStore, NoSuchAccount, Profile
-from storage.celebrity_timelines import CelebrityTimelines
-from storage.feeds import FeedCache
-from storage.ids import IdGenerator
+from social.accounts import Accounts
+from social.errors import BadCredentials
+from social.feed import HomeFeed
+from social.following import Following
+from social.lookups import Lookups
+from social.posting import Posting
+from social.uploads import Uploads
+from storage.accounts import PublicProfile
 from storage.live_hub import LiveHub
 from storage.media import MediaLibrary
-from storage.rate_limits import RateLimiter
-from storage.redis_clients import DocumentsRedis
-from storage.tweet_cache import TweetCache, TweetRef
-from storage.tweets import Tweet, TweetStore
-from web.graphql_ws import CLOSE_UNAUTHORIZED
+from storage.tweet_cache import TweetRef
+from storage.tweets import Tweet
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """Clients created once in the app's lifespan and shared by every request."""
+    """The domain services and the live hub, built once per process (`wiring`); also what the
+    app's other routes use: the media library (the local upload route) and the backends'
+    health probes (`/healthz`)."""
 
     settings: Settings
-    graph: CypherGraph
-    documents: DocumentsRedis
-    accounts: AccountStore
-    tweets: TweetStore
-    tweet_cache: TweetCache
-    media: MediaLibrary
-    feeds: FeedCache
-    celebrities: CelebrityTimelines
+    accounts: Accounts
+    home_feed: HomeFeed
+    posting: Posting
+    following: Following
+    uploads: Uploads
+    lookups: Lookups
     live: LiveHub
-    rate_limits: RateLimiter
-    metrics: Metrics
-    ids: IdGenerator
-    passwords: PasswordHasher
-    tokens: TokenIssuer
-    jobs: Jobs
+    media: MediaLibrary
+    probes: dict[str, Callable[[], Awaitable[object]]]
 
 
-def bearer_token(connection: HTTPConnection) -> str | None:
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value (the scheme in any case); None
+    for anything else. The one rule for HTTP headers and connection_init payloads alike."""
+    scheme, _, token = (authorization or "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
-_LOADERS = ("profiles", "counts", "viewer_follows", "tweets")
+def request_token(connection: HTTPConnection) -> str | None:
+    return bearer_token(connection.headers.get("authorization"))
 
 
 @dataclass
@@ -74,84 +74,61 @@ class RequestContext:
     connection_params: dict[str, object] | None = None
     connection_slot: str | None = None  # this WebSocket's count against the per-user cap
     _viewer_id: int | None = field(default=None, init=False)
+    _loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict, init=False)
+
+    def _loader(self, name: str, load: Callable[[list[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
+        if name not in self._loaders:
+            self._loaders[name] = DataLoader(load_fn=load)
+        return self._loaders[name]
 
     def reset_loaders(self) -> None:
         """Forget every DataLoader's cache (long-lived WebSocket contexts call this)."""
-        for name in _LOADERS:
-            self.__dict__.pop(name, None)
+        self._loaders.clear()
 
-    @cached_property
-    def profiles(self) -> DataLoader[int, Profile | None]:
-        async def load(ids: list[int]) -> list[Profile | None]:
-            found = await self.services.accounts.profiles(ids)
-            return [found.get(i) for i in ids]
+    @property
+    def profiles(self) -> DataLoader[int, PublicProfile | None]:
+        return self._loader("profiles", self.services.lookups.profiles)
 
-        return DataLoader(load_fn=load)
-
-    @cached_property
+    @property
     def tweets(self) -> DataLoader[TweetRef, Tweet | None]:
-        """Tweets (tombstones included) by (author, id): hot ones from the process cache, the
-        rest in one round trip per shard."""
-        cache = self.services.tweet_cache
+        return self._loader("tweets", self.services.lookups.tweets)
 
-        async def load(refs: list[TweetRef]) -> list[Tweet | None]:
-            found = {ref: cache.get(ref) for ref in refs}
-            missing = [ref for ref, tweet in found.items() if tweet is None]
-            read_started_at = cache.now()
-            for ref, tweet in zip(
-                missing, await self.services.tweets.get_many(missing), strict=True
-            ):
-                found[ref] = tweet
-                if tweet is not None:
-                    cache.put(tweet, read_started_at)
-            return [found[ref] for ref in refs]
-
-        return DataLoader(load_fn=load)
-
-    @cached_property
+    @property
     def counts(self) -> DataLoader[int, FollowCounts]:
-        async def load(ids: list[int]) -> list[FollowCounts]:
-            found = await self.services.graph.counts(ids)
-            return [found.get(i, FollowCounts(0, 0)) for i in ids]
+        return self._loader("counts", self.services.lookups.counts)
 
-        return DataLoader(load_fn=load)
-
-    @cached_property
+    @property
     def viewer_follows(self) -> DataLoader[int, bool]:
         """Whether the (authenticated) viewer follows each user id, one graph query per batch."""
 
         async def load(ids: list[int]) -> list[bool]:
-            viewer = await self.viewer_id()
-            followed = await self.services.graph.following_among(viewer, ids)
-            return [i in followed for i in ids]
+            return await self.services.lookups.follows(await self.viewer_id(), ids)
 
-        return DataLoader(load_fn=load)
+        return self._loader("viewer_follows", load)
+
+    async def load_tweets(self, refs: list[TweetRef]) -> list[Tweet | None]:
+        """Tweets by (author, id) through this request's loader (what the domain is given)."""
+        return await self.tweets.load_many(refs)
 
     def claims(self) -> Claims:
-        """The token's verified claims, or UNAUTHENTICATED."""
-        if self.token is None:
-            raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
-        try:
-            return self.services.tokens.verify(self.token)
-        except InvalidToken:
-            raise Unauthenticated("invalid or expired token") from None
+        """The token's verified claims, or BadCredentials."""
+        return self.services.accounts.claims(self.token)
 
     async def viewer_id(self, *, fresh: bool = False) -> int:
-        """The authenticated caller's id, or UNAUTHENTICATED. The token must be well signed,
-        unexpired, and of the account's current token version. `fresh` checks again instead of
-        trusting this context's earlier answer."""
+        """The authenticated caller's id, or BadCredentials (UNAUTHENTICATED). `fresh` checks
+        again instead of trusting this context's earlier answer."""
         if self._viewer_id is not None and not fresh:
             return self._viewer_id
         self._viewer_id = None  # a failed check must not leave an earlier answer behind
-        claims = self.claims()
+        self._viewer_id = await self.services.accounts.authenticate(self.token)
+        return self._viewer_id
+
+    async def optional_viewer_id(self) -> int | None:
+        """The caller's id if a valid token came with the request, else None (public fields)."""
         try:
-            version = await self.services.accounts.token_version(claims.user_id)
-        except NoSuchAccount:
-            raise Unauthenticated("invalid or expired token") from None
-        if version != claims.token_version:
-            raise Unauthenticated("invalid or expired token")  # revoked by logOutEverywhere
-        self._viewer_id = claims.user_id
-        return claims.user_id
+            return await self.viewer_id()
+        except BadCredentials:
+            return None
 
     async def socket_still_authorized(self) -> bool:
         """Check this WebSocket's token afresh, as an HTTP request would be (signature, expiry,
@@ -160,7 +137,7 @@ class RequestContext:
         self.reset_loaders()
         try:
             await self.viewer_id(fresh=True)
-        except Unauthenticated:
+        except BadCredentials:
             await self.close_socket(CLOSE_UNAUTHORIZED, "Unauthorized: token expired or revoked")
             return False
         return True
@@ -172,10 +149,3 @@ class RequestContext:
             WebSocketState.CONNECTED
         ):
             await self.websocket.close(code=code, reason=reason)
-
-    async def optional_viewer_id(self) -> int | None:
-        """The caller's id if a valid token came with the request, else None (public fields)."""
-        try:
-            return await self.viewer_id()
-        except Unauthenticated:
-            return None

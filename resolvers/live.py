@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocketState
 
 from resolvers.context import RequestContext
-from resolvers.feed import FeedItem, feed_source, followees, read_feed, visible_items
-from schema.errors import Unauthenticated
+from social.errors import BadCredentials
+from social.feed import FeedItem
 from storage.feeds import FeedRef
 from storage.live_hub import LiveEvent
 
@@ -33,23 +33,15 @@ class Deleted:
 Update = FeedItem | Deleted
 
 
-async def replay(ctx: RequestContext, after: FeedRef) -> list[FeedItem]:
-    """Feed items newer than `after`, oldest first (at most one page: MAX_PAGE_SIZE)."""
-    page = await read_feed(ctx, ctx.services.settings.max_page_size, None)
-    return [item for item in reversed(page.items) if item.ref > after]
-
-
 async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncIterator[Update]:
     viewer = await ctx.viewer_id()
-    page = await ctx.services.feeds.page(viewer, 1, None)
-    view = await followees(ctx, viewer, page.celebrities)
-    await feed_source(ctx, viewer, view, page, None)  # fan-out publishes only where feeds are
+    home_feed = ctx.services.home_feed
     hub = ctx.services.live
-    subscription = await hub.join(viewer, view.celebrities)
+    subscription = await hub.join(viewer, await home_feed.open_live(viewer))
     try:
         seen: set[FeedRef] = set()
         if after is not None:
-            for item in await replay(ctx, after):
+            for item in await home_feed.replay(viewer, after, ctx.load_tweets):
                 seen.add(item.ref)
                 yield item
         recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
@@ -88,9 +80,7 @@ async def _to_update(ctx: RequestContext, viewer: int, event: LiveEvent) -> Upda
     if event.kind == "deleted":
         return Deleted(ref)
     ctx.reset_loaders()  # a socket lives long: read fresh, and let nothing pile up
-    view = await followees(ctx, viewer, None)
-    visible = await visible_items(ctx, viewer, view, [ref])
-    return FeedItem(ref, visible[ref]) if ref in visible else None
+    return await ctx.services.home_feed.live_item(viewer, ref, ctx.load_tweets)
 
 
 def _seconds_to_recheck(ctx: RequestContext) -> float:
@@ -102,4 +92,4 @@ def _seconds_to_recheck(ctx: RequestContext) -> float:
 async def _recheck_token(ctx: RequestContext) -> None:
     """End the subscription (its socket closed, 4401) unless the token still holds."""
     if not await ctx.socket_still_authorized():
-        raise Unauthenticated("invalid or expired token")
+        raise BadCredentials("invalid or expired token")

@@ -12,18 +12,19 @@ from strawberry.extensions.max_aliases import create_validator as max_aliases_ru
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.types.execution import PreExecutionError
 
+from resolvers.errors import coded_result
 from schema.document_cache import CachedDocuments, DocumentCache
-from schema.errors import Unauthenticated, coded_result
 from schema.limits import graph_call_slots, query_cost_rule, query_too_large
 from schema.root import Mutation, Query, Subscription
 from schema.unicode_input import RejectLoneSurrogates
+from social.errors import BadCredentials
 
 DOCUMENT_CACHE_SIZE = 1024
 Rules = tuple[type[ASTValidationRule], ...]
 
 
 class Schema(strawberry.Schema):
-    """Every result leaves with coded errors (see schema.errors.coded): translated here, at
+    """Every result leaves with coded errors (see resolvers.errors.coded): translated here, at
     the boundary, so that errors raised anywhere (parsing, validation, resolvers, extensions)
     are covered. Operation text over `max_query_bytes` is refused here, before parsing, on every
     transport."""
@@ -94,7 +95,7 @@ def _signed_in(context: Any) -> bool:
         return False
     try:
         claims()
-    except Unauthenticated:
+    except BadCredentials:
         return False
     return True
 

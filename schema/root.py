@@ -7,10 +7,10 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from resolvers import accounts, feed, live, media, social, tweets
+from resolvers import accounts, feed, following, live, media, tweets
 from resolvers.context import RequestContext
-from schema.errors import NotFound
-from schema.ids import (
+from resolvers.errors import NotFound
+from resolvers.ids import (
     feed_cursor,
     media_global_id,
     parse_feed_cursor,
@@ -80,7 +80,7 @@ class Query:
         description="Accounts followed by the people you follow, ranked by how many of them do."
     )
     async def who_to_follow(self, info: Ctx, first: int = 10) -> list[Suggestion]:
-        suggestions = await social.who_to_follow(info.context, first)
+        suggestions = await following.who_to_follow(info.context, first)
         profiles = await info.context.profiles.load_many([s.user_id for s in suggestions])
         return [
             Suggestion(user=User(profile=profile), mutual_followers=s.mutual_followers)
@@ -112,12 +112,12 @@ class Mutation:
 
     @strawberry.mutation(description="Follow a user (idempotent); returns that user.")
     async def follow(self, info: Ctx, user_id: strawberry.ID) -> User:
-        followee = await social.follow(info.context, parse_user_global_id(user_id))
+        followee = await following.follow(info.context, parse_user_global_id(user_id))
         return await _user_by_id(info.context, followee)
 
     @strawberry.mutation(description="Stop following a user (idempotent); returns that user.")
     async def unfollow(self, info: Ctx, user_id: strawberry.ID) -> User:
-        followee = await social.unfollow(info.context, parse_user_global_id(user_id))
+        followee = await following.unfollow(info.context, parse_user_global_id(user_id))
         return await _user_by_id(info.context, followee)
 
     @strawberry.mutation(

@@ -10,9 +10,9 @@ import strawberry
 from strawberry.types import Info
 
 from graph.port import EdgeCursor, EdgePage
-from resolvers import social, tweets
+from resolvers import following, tweets
 from resolvers.context import RequestContext
-from schema.ids import (
+from resolvers.ids import (
     edge_cursor,
     media_global_id,
     parse_edge_cursor,
@@ -21,7 +21,7 @@ from schema.ids import (
     tweet_global_id,
     user_global_id,
 )
-from storage.accounts import Profile
+from storage.accounts import PublicProfile
 from storage.tweets import MediaItem, Tweet
 
 DEFAULT_PAGE_SIZE = 20
@@ -48,7 +48,7 @@ class UserConnection:
 
 @strawberry.type(description="An account. Counts are kept up to date by every follow/unfollow.")
 class User:
-    profile: strawberry.Private[Profile]
+    profile: strawberry.Private[PublicProfile]
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -76,7 +76,7 @@ class User:
 
     @strawberry.field(description="Whether the caller follows this user; false when anonymous.")
     async def viewer_is_following(self, info: Info[RequestContext, None]) -> bool:
-        return await social.viewer_is_following(info.context, self.profile.user_id)
+        return await following.viewer_is_following(info.context, self.profile.user_id)
 
     @strawberry.field(description="This user's tweets, newest first.")
     async def tweets(
@@ -104,7 +104,7 @@ class User:
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> UserConnection:
-        return await user_connection(info.context, social.followers, self.profile, first, after)
+        return await user_connection(info.context, following.followers, self.profile, first, after)
 
     @strawberry.field(description="Whom this user follows, most recent follow first.")
     async def following(
@@ -113,7 +113,7 @@ class User:
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> UserConnection:
-        return await user_connection(info.context, social.following, self.profile, first, after)
+        return await user_connection(info.context, following.following, self.profile, first, after)
 
 
 @strawberry.type(description="An image attached to a tweet, served through the CDN.")
@@ -215,7 +215,7 @@ class Suggestion:
 async def user_connection(
     ctx: RequestContext,
     fetch: Callable[[RequestContext, int, int, EdgeCursor | None], Awaitable[EdgePage]],
-    profile: Profile,
+    profile: PublicProfile,
     first: int,
     after: str | None,
 ) -> UserConnection:

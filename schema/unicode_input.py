@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from schema.errors import BadUserInput
+from resolvers.errors import BadUserInput
 
 
 def _is_unicode(text: str) -> bool:

@@ -17,7 +17,7 @@ import pytest
 
 from devstack.servers import LOOPBACK, free_port
 from graph.factory import open_graph
-from schema.ids import parse_tweet_global_id, parse_user_global_id
+from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedRef, open_feed_cache
@@ -63,12 +63,30 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_for_exit(pids: set[int], timeout: float) -> None:
-    """Wait until none of `pids` is alive; fail naming the survivors."""
+def processes_of(var_dir: Path) -> set[int]:
+    """Every live process started with this VAR_DIR: whatever a stack started, however deep,
+    even if it was reparented."""
+    marker = f"VAR_DIR={var_dir}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.add(int(entry.name))
+        except OSError:
+            continue
+    return {pid for pid in found if alive(pid)}
+
+
+def wait_for_exit(var_dir: Path, timeout: float) -> None:
+    """Wait until no process of the stack under `var_dir` is alive; fail naming the survivors
+    (and kill them, so that a failure leaves nothing behind)."""
     deadline = time.monotonic() + timeout
-    while survivors := [command_line(pid) for pid in pids if alive(pid)]:
+    while survivors := processes_of(var_dir):
         if time.monotonic() > deadline:
-            raise AssertionError(f"still running after {timeout:g} s: {survivors}")
+            named = [command_line(pid) for pid in survivors]
+            for pid in survivors:
+                os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"still running after {timeout:g} s: {named}")
         time.sleep(0.1)
 
 
@@ -203,7 +221,6 @@ async def test_worker_parent_killed_leaves_no_orphan_and_its_messages_are_delive
         BROKER_MAINTENANCE_CHANCE="1000000",
         FANOUT_BATCH_SIZE="10",  # 500 delivery messages: plenty still queued when it dies
     )
-    supervisor = stack.start(DEVSTACK)
     settings = Settings.from_env(
         {
             "FALKORDB_URL": f"redis://{LOOPBACK}:{stack.env['DEVSTACK_GRAPH_PORT']}",
@@ -214,6 +231,7 @@ async def test_worker_parent_killed_leaves_no_orphan_and_its_messages_are_delive
     graph = open_graph(settings)
     feeds = open_feed_cache(settings)
     stats = FanoutStats(feeds.client)
+    supervisor = stack.start(DEVSTACK)
     try:
         await asyncio.to_thread(wait_until, stack.healthy, 90, what="the stack to serve")
         async with httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
@@ -252,12 +270,11 @@ async def test_worker_parent_killed_leaves_no_orphan_and_its_messages_are_delive
                 while await feeds_holding(feeds.client, followers, ref) < audience:
                     await asyncio.sleep(0.2)
 
-        stack_processes = descendants(supervisor.pid)
         supervisor.kill()
         output, _ = supervisor.communicate(timeout=10)
         assert "devstack: worker was killed by SIGKILL" in output
         assert "restarting the worker" in output
-        await asyncio.to_thread(wait_for_exit, stack_processes, 60)
+        await asyncio.to_thread(wait_for_exit, tmp_path / "var", 30)
     finally:
         if supervisor.poll() is None:
             ctrl_c(supervisor)

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from devstack.servers import FEED_REDIS_OPTIONS, free_port, start_redis
 from graph.factory import open_graph
-from schema.ids import parse_tweet_global_id, parse_user_global_id
+from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedRef, feed_key, open_feed_cache

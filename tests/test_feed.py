@@ -7,14 +7,13 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import dramatiq
 import httpx
 import pytest
 
 from devstack.servers import ManagedProcess
-from fanout import actors, runtime
-from schema.ids import parse_tweet_global_id, parse_user_global_id
+from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
+from social.fanout import FanOut, FollowStateMoved
 from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
 from storage.presence import Presence
 from tests.gql import (
@@ -29,6 +28,7 @@ from tests.gql import (
     tweet,
 )
 from tests.servers import queues_idle, run_worker, serve_api, wait_until
+from wiring import fan_out_jobs, open_jobs, open_stores
 
 FEED_QUEUES = ("fanout", "feeds")
 
@@ -41,16 +41,12 @@ async def feeds(settings: Settings) -> AsyncIterator[FeedCache]:
 
 
 @pytest.fixture
-async def worker_stores(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[runtime.WorkerResources]:
-    """What actors use, in this process: a test runs an actor itself, step by step."""
-    monkeypatch.setattr(runtime, "_settings", settings)
-    monkeypatch.setattr(runtime, "_resources", None)
-    stores = await runtime.resources()
-    yield stores
-    await stores.graph.close()
-    await stores.feeds.client.aclose()
+async def jobs(settings: Settings) -> AsyncIterator[FanOut]:
+    """What actors run, in this process: a test runs a job itself, step by step."""
+    stores, queue = open_stores(settings), open_jobs(settings)
+    yield fan_out_jobs(settings, stores, queue)
+    await stores.close()
+    queue.close()
 
 
 class Pause:
@@ -250,18 +246,18 @@ async def followed_then_unfollowed(client: httpx.AsyncClient) -> tuple[dict, int
 
 async def test_refollow_between_reconcile_check_and_removal_keeps_the_tweets(
     client: httpx.AsyncClient,
-    worker_stores: runtime.WorkerResources,
+    jobs: FanOut,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     u, ann, bob = await followed_then_unfollowed(client)
     pause = Pause(monkeypatch, FeedCache, "unmerge_from_feed")
-    job = asyncio.create_task(actors.reconcile(ann, bob))
+    job = asyncio.create_task(jobs.reconcile(ann, bob))
     await pause.reached()  # the job has seen the follow gone in the graph
     await gql(client, FOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])  # merges bob's tweet back
     pause.resume()
-    with pytest.raises(dramatiq.Retry):  # removed nothing; Dramatiq runs it again later
+    with pytest.raises(FollowStateMoved):  # removed nothing; its actor retries it later
         await job
-    await actors.reconcile(ann, bob)  # the retry: finds the follow
+    await jobs.reconcile(ann, bob)  # the retry: finds the follow
     assert await read_feed(client, u["ann"][0]) == ["bob's"]
 
 

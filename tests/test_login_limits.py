@@ -9,14 +9,16 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from app import open_services
 from ops.metrics import Metrics
 from resolvers import accounts
 from resolvers.context import RequestContext, Services
-from schema.errors import RateLimited, Unauthenticated
 from settings import Settings
+from social.accounts import login_delay
+from social.errors import BadCredentials as Unauthenticated
+from social.errors import TooManyAttempts as RateLimited
 from tests.gql import LOG_IN, PASSWORD, gql, gql_error, sign_up
 from tests.servers import serve_api
+from wiring import open_services
 
 WRONG = "not the password"
 
@@ -88,9 +90,9 @@ async def test_successful_log_ins_do_not_count_as_failures(
 
 
 def test_an_accounts_failures_slow_it_down_up_to_the_maximum() -> None:
-    delays = [accounts.login_delay(failures, 5, 10.0) for failures in range(12)]
+    delays = [login_delay(failures, 5, 10.0) for failures in range(12)]
     assert delays == [0, 0, 0, 0, 0, 1, 2, 4, 8, 10, 10, 10]
-    assert accounts.login_delay(10**6, 5, 10.0) == 10
+    assert login_delay(10**6, 5, 10.0) == 10
 
 
 async def test_per_username_and_address_limit_over_http(settings: Settings) -> None:

@@ -19,7 +19,7 @@ import pytest
 import redis
 from minio import Minio
 
-from schema.ids import parse_media_global_id
+from resolvers.ids import parse_media_global_id
 from settings import Settings
 from storage.image_sandbox import ImageSandbox, SandboxLimits
 from storage.images import InvalidImage

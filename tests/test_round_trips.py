@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from schema.ids import tweet_global_id
+from resolvers.ids import tweet_global_id
 from settings import Settings
 from storage.accounts import AccountStore, Profile
 from storage.redis_clients import open_redis

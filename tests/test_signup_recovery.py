@@ -10,14 +10,13 @@ import pytest
 import redis
 
 from devstack.servers import ManagedProcess
-from fanout.broker import build_broker
-from fanout.jobs import Jobs
 from graph.factory import open_graph
 from settings import Settings
 from storage.accounts import AccountStore, Profile
 from storage.redis_clients import open_redis
 from tests.gql import sign_up
 from tests.servers import wait_until
+from wiring import open_jobs
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ async def test_unclaimed_sign_up_is_collected_and_claimed_one_kept(
     documents = open_redis(settings.documents_redis_url, timeout_seconds=2)
     accounts = AccountStore(documents)
     graph = open_graph(settings)
-    jobs = Jobs(build_broker(settings))
+    jobs = open_jobs(settings)
     try:
         finished_id = await accounts.owner_of("finished")
         assert finished_id is not None

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from schema.ids import user_global_id
+from resolvers.ids import user_global_id
 from tests.gql import all_pages, gql, gql_error, sign_up
 
 FOLLOW = "mutation($id: ID!) { follow(userId: $id) { id followersCount viewerIsFollowing } }"

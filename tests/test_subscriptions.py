@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from devstack.servers import ManagedProcess
-from schema.ids import parse_user_global_id
+from resolvers.ids import parse_user_global_id
 from settings import Settings
 from storage.presence import presence_key
 from tests.gql import DELETE_TWEET, FOLLOW, gql, read_feed, sign_up, tweet

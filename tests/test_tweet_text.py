@@ -8,8 +8,8 @@ import unicodedata
 import httpx
 import pytest
 
-from resolvers import tweet_text
-from schema.errors import BadUserInput
+from social import text as tweet_text
+from social.errors import InvalidInput as BadUserInput
 from tests.gql import CREATE_TWEET, gql_error, sign_up, tweet
 
 LINK = "https://example.com/" + "a" * 120  # counts 23, however long

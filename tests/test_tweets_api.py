@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis
 
-from schema.ids import media_global_id, parse_user_global_id, tweet_global_id
+from resolvers.ids import media_global_id, parse_user_global_id, tweet_global_id
 from settings import Settings
 from tests.gql import (
     CREATE_TWEET,

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from auth.tokens import TokenIssuer
-from schema.ids import parse_user_global_id
+from resolvers.ids import parse_user_global_id
 from settings import Settings
 from storage.accounts import token_version_key
 from storage.presence import live_slots_key

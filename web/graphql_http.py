@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
@@ -123,7 +123,11 @@ def error_response(exc: HTTPException, media_type: str) -> Response:
     return response
 
 
-class GraphQLOverHTTP(GraphQL):
+Context = TypeVar("Context")
+RootValue = TypeVar("RootValue")
+
+
+class GraphQLOverHTTP(GraphQL[Context, RootValue]):
     """Strawberry's ASGI view with the spec's media types, status codes and GET rules."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,24 +1,12 @@
 """GraphQL over WebSocket as this API serves it: graphql-transport-ws only, who may open a socket,
-every operation on a socket authorized afresh, and close codes that say why a socket ended.
-
-Close codes (README "Guarantees and limits"); what graphql-ws clients do with each by default:
-  4401 Unauthorized: the token at connection_init is missing, invalid, expired, revoked or of no
-       account, or it stopped holding on an open socket (logOutEverywhere, expiry). Not retried:
-       log in again.
-  4429 Too many connections: the user already holds MAX_WS_CONNECTIONS_PER_USER sockets. Not
-       retried: close another socket first (retrying blindly could not help).
-  4406 Subprotocol not acceptable: only graphql-transport-ws is served; the deprecated legacy
-       `graphql-ws` protocol is refused. Not retried.
-  1013 Try again later: a backing service did not answer while the token was checked. Retried.
-Strawberry's protocol codes keep their meaning (4400 bad message, 4408 no connection_init in
-time, 4409 duplicate operation id, 4429 with reason "Too many initialisation requests").
+every operation on a socket authorized afresh, and close codes that say why a socket ended (the
+codes and what clients do with them: `resolvers.close_codes`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import redis.exceptions
 from starlette.websockets import WebSocket
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -29,17 +17,19 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from schema.errors import Unauthenticated
+from resolvers.close_codes import (
+    CLOSE_SUBPROTOCOL,
+    CLOSE_TOO_MANY_CONNECTIONS,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHORIZED,
+)
+from resolvers.context import bearer_token
+from social.errors import BadCredentials
 from storage.live_hub import TooManyConnections
+from storage.redis_clients import REDIS_UNAVAILABLE
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
-
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_TOO_MANY_CONNECTIONS = 4429
-CLOSE_SUBPROTOCOL = 4406
-CLOSE_TRY_AGAIN_LATER = 1013
-_BACKEND_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class SocketRefused(Exception):
@@ -57,8 +47,7 @@ async def accept_socket(context: RequestContext) -> None:
     params = context.connection_params or {}
     header = params.get("Authorization") or params.get("authorization")
     if isinstance(header, str):
-        scheme, _, token = header.partition(" ")
-        context.token = token.strip() if scheme.lower() == "bearer" else header.strip()
+        context.token = bearer_token(header)
     try:
         viewer = await context.viewer_id()
         context.connection_slot = await context.services.live.open_connection(
@@ -67,11 +56,11 @@ async def accept_socket(context: RequestContext) -> None:
         # Once registered, a revocation reaches this socket; one published before it did not,
         # so check again (a refused socket's slot is freed when the socket ends).
         await context.viewer_id(fresh=True)
-    except Unauthenticated as exc:
+    except BadCredentials as exc:
         raise SocketRefused(CLOSE_UNAUTHORIZED, f"Unauthorized: {exc}") from None
     except TooManyConnections:
         raise SocketRefused(CLOSE_TOO_MANY_CONNECTIONS, "Too many connections") from None
-    except _BACKEND_DOWN:
+    except REDIS_UNAVAILABLE:
         raise SocketRefused(CLOSE_TRY_AGAIN_LATER, "Try again later") from None
 
 
@@ -103,7 +92,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler["RequestContext", None]):
             try:
                 if not await self.context.socket_still_authorized():
                     return
-            except _BACKEND_DOWN:
+            except REDIS_UNAVAILABLE:
                 await self.websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="Try again later")
                 return
         await super().handle_subscribe(message)

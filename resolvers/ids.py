@@ -6,7 +6,7 @@ import base64
 import binascii
 
 from graph.port import EdgeCursor
-from schema.errors import BadUserInput
+from social.errors import InvalidInput
 from storage.feeds import FeedRef
 
 _MAX_ID = 2**63 - 1
@@ -22,14 +22,14 @@ def _unb64(token: str) -> str:
 
 
 def _parts(token: str, prefix: str, count: int, what: str) -> list[int]:
-    """Decode `prefix:n1:n2...` into `count` non-negative 63-bit ints or raise BadUserInput."""
+    """Decode `prefix:n1:n2...` into `count` non-negative 63-bit ints or raise InvalidInput."""
     try:
         kind, *numbers = _unb64(token).split(":")
         values = [int(n) for n in numbers]
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadUserInput(f"malformed {what}: {token[:40]!r}") from None
+        raise InvalidInput(f"malformed {what}: {token[:40]!r}") from None
     if kind != prefix or len(values) != count or not all(0 <= v <= _MAX_ID for v in values):
-        raise BadUserInput(f"malformed {what}: {token[:40]!r}")
+        raise InvalidInput(f"malformed {what}: {token[:40]!r}")
     return values
 
 

@@ -1,14 +1,18 @@
-"""Errors clients see. Each carries `extensions.code`; anything unexpected is masked and logged."""
+"""Errors clients see, and the one place where everything raised below becomes one: domain
+errors get their GraphQL code here, backends that do not answer become SERVICE_UNAVAILABLE, and
+anything unexpected is masked and logged. Each error carries `extensions.code`."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-import redis.exceptions
 from graphql import GraphQLError
 
 from graph.port import GraphUnavailable
+from resolvers.ids import media_global_id
+from social import errors as domain
+from storage.redis_clients import REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +51,35 @@ class ServiceUnavailable(ApiError):
     code = "SERVICE_UNAVAILABLE"
 
 
-_BACKEND_DOWN = (GraphUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_BACKEND_DOWN = (GraphUnavailable, *REDIS_UNAVAILABLE)
+# Most specific first: a media refusal is also InvalidInput or NotFound.
+_DOMAIN_CODES: list[tuple[type[domain.DomainError], str]] = [
+    (domain.InvalidInput, BadUserInput.code),
+    (domain.NotPermitted, Forbidden.code),
+    (domain.NotFound, NotFound.code),
+    (domain.BadCredentials, Unauthenticated.code),
+    (domain.TooManyAttempts, RateLimited.code),
+    (domain.TryAgain, ServiceUnavailable.code),
+]
+
+
+def _domain_message(error: domain.DomainError) -> str:
+    """Media are named by the global id the client sent, not by the internal number."""
+    if not isinstance(error, domain.MediaRefused):
+        return str(error)
+    if error.media_id is None:
+        return f"a media item {error.reason}"
+    return f"media {media_global_id(error.owner_id, error.media_id)} {error.reason}"
+
+
+def _domain_code(error: domain.DomainError) -> str:
+    return next(code for kind, code in _DOMAIN_CODES if isinstance(error, kind))
 
 
 def coded(error: GraphQLError) -> GraphQLError:
     """The error as the client should see it, with `extensions.code` always set."""
     original = error.original_error
+    extensions: dict[str, object]
     if original is None and (error.extensions or {}).get("code"):
         return error  # translated already
     if original is None:  # syntax or validation: the message is about the query itself
@@ -61,6 +88,9 @@ def coded(error: GraphQLError) -> GraphQLError:
         code, message, extensions = "BAD_USER_INPUT", error.message, {}
     elif isinstance(original, ApiError):
         code, message, extensions = original.code, str(original), original.extensions
+    elif isinstance(original, domain.DomainError):
+        code, message = _domain_code(original), _domain_message(original)
+        extensions = original.details
     elif isinstance(original, _BACKEND_DOWN):
         log.warning("backend unavailable: %r", original)
         code, message, extensions = "SERVICE_UNAVAILABLE", "A backing service is unavailable.", {}

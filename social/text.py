@@ -1,4 +1,5 @@
-"""Tweet text rules (pure): normalisation, length, and the @mentions and #hashtags in it.
+"""Text rules (pure): a tweet's normalisation, length, @mentions and #hashtags; usernames,
+passwords and display names.
 
 Length is counted as Twitter counts it (twitter-text's weighted length: most CJK characters and
 emoji weigh 2, a URL weighs 23 whatever its length), by the maintained Python port of the
@@ -12,12 +13,15 @@ import unicodedata
 
 from twitter_text import parse_tweet
 
-from schema.errors import BadUserInput
+from auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from social.errors import InvalidInput
 
 MAX_TWEET_LENGTH = 280  # weighted, as twitter-text counts (its default configuration)
 # Bounds the work of the weighted count (about 7 µs a code point) before it runs; a tweet of
 # 280 weighted characters reaches it only with links of well over 1,000 characters.
 MAX_TWEET_CODE_POINTS = 2000
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,15}")
+MAX_DISPLAY_NAME_LENGTH = 50
 MENTION = re.compile(r"(?<![A-Za-z0-9_@])@([A-Za-z0-9_]{1,15})(?![A-Za-z0-9_])")
 # A hashtag needs at least one letter (#2024 is not one), as on Twitter.
 HASHTAG = re.compile(r"(?<![\w#])#(\w*[^\W\d_]\w*)")
@@ -40,28 +44,28 @@ def normalize(text: str) -> str:
     """The text as stored (NFC, CRLF as LF, trimmed), or BAD_USER_INPUT if it has nothing
     visible, is longer than Twitter allows, or has control or bidirectional-override codes."""
     if len(text) > MAX_TWEET_CODE_POINTS:
-        raise BadUserInput(
+        raise InvalidInput(
             f"a tweet has at most {MAX_TWEET_LENGTH} characters, not {len(text)}", field="text"
         )
     cleaned = unicodedata.normalize("NFC", text).replace("\r\n", "\n").strip()
     if not any(_visible(c) for c in cleaned):
-        raise BadUserInput("a tweet needs some visible text", field="text")
+        raise InvalidInput("a tweet needs some visible text", field="text")
     if any(unicodedata.category(c) == "Cc" and c not in _ALLOWED_CONTROLS for c in cleaned):
-        raise BadUserInput("control characters are not allowed in a tweet", field="text")
+        raise InvalidInput("control characters are not allowed in a tweet", field="text")
     if _BIDI_CONTROLS.search(cleaned):
-        raise BadUserInput(
+        raise InvalidInput(
             "bidirectional override and isolate characters are not allowed in a tweet",
             field="text",
         )
     parsed = parse_tweet(cleaned)
     if parsed.weightedLength > MAX_TWEET_LENGTH:
-        raise BadUserInput(
+        raise InvalidInput(
             f"a tweet has at most {MAX_TWEET_LENGTH} characters as Twitter counts them (CJK "
             f"characters and emoji count 2, links 23), not {parsed.weightedLength}",
             field="text",
         )
     if not parsed.valid:  # within the length: twitter-text refuses a character in it
-        raise BadUserInput("the text has a character Twitter does not allow", field="text")
+        raise InvalidInput("the text has a character Twitter does not allow", field="text")
     return cleaned
 
 
@@ -79,3 +83,33 @@ def mentions(text: str) -> tuple[str, ...]:
 
 def hashtags(text: str) -> tuple[str, ...]:
     return _unique(HASHTAG.findall(text))
+
+
+def is_username(text: str) -> bool:
+    return USERNAME_PATTERN.fullmatch(text) is not None
+
+
+def validate_username(username: str) -> str:
+    if not is_username(username):
+        raise InvalidInput("username must be 1-15 letters, digits or underscores", field="username")
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    return password
+
+
+def validate_display_name(display_name: str) -> str:
+    """The display name as stored (NFC, trimmed)."""
+    cleaned = unicodedata.normalize("NFC", display_name).strip()
+    if not 1 <= len(cleaned) <= MAX_DISPLAY_NAME_LENGTH or not cleaned.isprintable():
+        raise InvalidInput(
+            f"display name must be 1-{MAX_DISPLAY_NAME_LENGTH} printable characters",
+            field="displayName",
+        )
+    return cleaned

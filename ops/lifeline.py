@@ -2,7 +2,7 @@
 
 The setting is not inherited across fork, so every process that must not outlive its parent
 asks for it itself: the children of the supervisor (in `ManagedProcess`) and Dramatiq's worker
-processes (in `fanout.worker`). It imports nothing heavy: workers in production use it too.
+processes (in `worker`). It imports nothing heavy: workers in production use it too.
 """
 
 from __future__ import annotations

@@ -1,0 +1,256 @@
+"""The home feed: the viewer's own tweets and those of everyone they follow, newest first.
+
+A read takes refs from the viewer's precomputed feed (or, on a miss, rebuilds it from the tweet
+shards), merges in the recent tweets of the celebrities they follow, and keeps only what the viewer
+may see now (`social.visibility`). It over-fetches until the page is full, so background clean-up
+being behind never shows. Live updates pass the same rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from graph.port import SocialGraph
+from ops.metrics import Metrics
+from social import visibility
+from social.paging import page_size
+from storage.celebrity_timelines import CelebrityTimelines
+from storage.feed_builder import gather_feed, merge_newest
+from storage.feeds import FeedCache, FeedPage, FeedRef
+from storage.followee_sets import FolloweeSets
+from storage.rebuild_locks import RebuildLocks
+from storage.tweet_cache import TweetRef
+from storage.tweets import Tweet, TweetStore
+
+REBUILD_WAIT_SECONDS = 2.0  # how long a read waits for another process's rebuild
+REBUILD_POLL_SECONDS = 0.02
+MAX_READ_ROUNDS = 10  # over-fetch rounds before a (short) page is returned anyway
+CELEBRITY_RECENT = 50  # newest tweets kept per celebrity for merging
+
+LoadTweets = Callable[[list[TweetRef]], Awaitable[list[Tweet | None]]]
+"""Documents by (author, id), tombstones included, in order (the request's batched loader)."""
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    ref: FeedRef
+    tweet: Tweet
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    items: list[FeedItem]
+    has_next_page: bool
+    end_cursor: FeedRef | None
+
+
+@dataclass
+class Followees:
+    """What the viewer follows, from the followee-set cache or (on a miss) from the graph.
+    `rows` are the graph's (id, celebrity) pairs when this read had to ask the graph. `version`
+    is the viewer's follow-state version read before any of it: removals judged from this view
+    are made only if it still holds."""
+
+    celebrities: list[int]
+    check: Callable[[list[int]], Awaitable[set[int]]]
+    version: str
+    rows: list[tuple[int, bool]] | None = None
+
+
+class RefSource:
+    """Feed refs older than a cursor: from the feed cache (its first page possibly read
+    already), or from a list built for this read while another process rebuilds the cache."""
+
+    def __init__(
+        self,
+        feeds: FeedCache,
+        viewer: int,
+        built: list[FeedRef] | None,
+        first: tuple[FeedRef | None, FeedPage] | None = None,
+    ) -> None:
+        self._feeds = feeds
+        self._viewer = viewer
+        self._built = built
+        self._first = first
+
+    async def before(self, cursor: FeedRef | None, count: int) -> tuple[list[FeedRef], bool]:
+        """(up to `count` refs older than `cursor`, whether nothing older remains)."""
+        if self._first is not None and self._first[0] == cursor:
+            page = self._first[1]
+            self._first = None
+            if len(page.refs) >= count or page.exhausted:
+                return page.refs[:count], page.exhausted and len(page.refs) <= count
+        if self._built is not None:
+            older = [r for r in self._built if cursor is None or r < cursor]
+            return older[:count], len(older) <= count
+        page = await self._feeds.page(self._viewer, count, cursor)
+        return page.refs, page.exhausted
+
+
+class HomeFeed:
+    """Reads of the viewer's home feed, and the filter its live updates pass.
+
+    Parameters: `feed_max` refs a rebuilt feed holds; at most `celebrities_per_read` followed
+    celebrities are merged into one read; pages hold 1..`max_page_size` tweets."""
+
+    def __init__(
+        self,
+        *,
+        feeds: FeedCache,
+        followee_sets: FolloweeSets,
+        locks: RebuildLocks,
+        graph: SocialGraph,
+        tweets: TweetStore,
+        celebrities: CelebrityTimelines,
+        metrics: Metrics,
+        feed_max: int,
+        celebrities_per_read: int,
+        max_page_size: int,
+    ) -> None:
+        self._feeds = feeds
+        self._followee_sets = followee_sets
+        self._locks = locks
+        self._graph = graph
+        self._tweets = tweets
+        self._celebrities = celebrities
+        self._metrics = metrics
+        self._feed_max = feed_max
+        self._celebrities_per_read = celebrities_per_read
+        self.max_page_size = max_page_size
+
+    async def read(
+        self, viewer: int, first: int, after: FeedRef | None, load: LoadTweets
+    ) -> FeedResult:
+        """A page of up to `first` tweets older than `after`, newest first."""
+        want = page_size(first, self.max_page_size)
+        page = await self._feeds.page(viewer, 2 * want, after)
+        view = await self.followees(viewer, page.celebrities, page.following_version)
+        source = await self._source(viewer, view, page, after)
+        celebrity = await self._celebrity_refs(view)
+        fill = visibility.PageFill(want=want, cursor=after, shown=[], hidden=[])
+        more = True
+        for _ in range(MAX_READ_ROUNDS):
+            cached, exhausted = await source.before(fill.cursor, 2 * want)
+            # Celebrity refs are merged only down to the oldest cached ref of this round: below
+            # it, cached refs not fetched yet may interleave.
+            floor = None if exhausted else cached[-1]
+            candidates = merge_newest([cached, visibility.between(celebrity, fill.cursor, floor)])
+            unread = fill.take(candidates, await self.visible(viewer, view, candidates, load))
+            more = unread > 0 or not exhausted
+            if fill.full or not more:
+                break
+        if fill.hidden:
+            # Reclaim space: they never show (unless a follow since the view was read).
+            await self._feeds.drop_refs(viewer, fill.hidden, view.version)
+        items = [FeedItem(ref, tweet) for ref, tweet in fill.shown]
+        return FeedResult(items=items, has_next_page=more, end_cursor=fill.cursor)
+
+    async def open_live(self, viewer: int) -> list[int]:
+        """Make sure the viewer has a feed (fan-out publishes live events only where feeds
+        are) and return the celebrities they follow, whose tweets reach them from this process."""
+        page = await self._feeds.page(viewer, 1, None)
+        view = await self.followees(viewer, page.celebrities)
+        await self._source(viewer, view, page, None)
+        return view.celebrities
+
+    async def replay(self, viewer: int, after: FeedRef, load: LoadTweets) -> list[FeedItem]:
+        """Feed items newer than `after`, oldest first (at most one page: MAX_PAGE_SIZE)."""
+        page = await self.read(viewer, self.max_page_size, None, load)
+        return [item for item in reversed(page.items) if item.ref > after]
+
+    async def live_item(self, viewer: int, ref: FeedRef, load: LoadTweets) -> FeedItem | None:
+        """The new entry `ref` as the viewer's feed would show it now, or None if hidden."""
+        view = await self.followees(viewer, None)
+        found = await self.visible(viewer, view, [ref], load)
+        return FeedItem(ref, found[ref]) if ref in found else None
+
+    async def followees(
+        self, viewer: int, cached_celebrities: list[int] | None, version: str | None = None
+    ) -> Followees:
+        """`cached_celebrities` and `version` come with a feed page (FeedPage.celebrities and
+        .following_version): if the followee set is cached, this costs no round trip;
+        otherwise the graph is asked and the cache filled."""
+        sets = self._followee_sets
+        if version is None:
+            version = await sets.following_version(viewer)
+        if cached_celebrities is not None:
+
+            async def check_cached(authors: list[int]) -> set[int]:
+                flags = await sets.follows(viewer, authors)
+                if flags is None:  # evicted meanwhile: ask the graph
+                    return await self._graph.following_among(viewer, authors)
+                return {a for a, followed in zip(authors, flags, strict=True) if followed}
+
+            return Followees(cached_celebrities, check_cached, version)
+        rows = await self._graph.followee_ids(viewer)
+        followed = {user_id for user_id, _ in rows}
+        celebrities = sorted(user_id for user_id, celebrity in rows if celebrity)
+        await sets.fill_following(viewer, sorted(followed), celebrities, version)
+
+        async def check_local(authors: list[int]) -> set[int]:
+            return followed.intersection(authors)
+
+        return Followees(celebrities, check_local, version, rows)
+
+    async def visible(
+        self, viewer: int, view: Followees, refs: list[FeedRef], load: LoadTweets
+    ) -> dict[FeedRef, Tweet]:
+        """The refs the viewer may see, with their documents: fetch, then decide."""
+        if not refs:
+            return {}
+        followed = await view.check(visibility.authors_to_check(viewer, refs))
+        allowed = visibility.allowed_refs(viewer, refs, followed)
+        documents = await load([(r.author_id, r.tweet_id) for r in allowed])
+        return visibility.visible(allowed, documents)
+
+    async def _source(
+        self, viewer: int, view: Followees, page: FeedPage, cursor: FeedRef | None
+    ) -> RefSource:
+        """The viewer's cached feed, given its first `page` (read from `cursor`); rebuilt first
+        if it is missing (one process rebuilds; the others wait briefly, then build the same
+        refs for themselves without writing them)."""
+        feeds = self._feeds
+        if page.complete:
+            await feeds.keep_alive(viewer, page.ttl_seconds)
+            return RefSource(feeds, viewer, None, first=(cursor, page))
+        self._metrics.feed_misses.inc()
+        token = secrets.token_hex(8)
+        if await self._locks.try_lock(viewer, token):
+            try:
+                # Another process may have finished a rebuild between our read and our lock.
+                if not (await feeds.page(viewer, 1, None)).complete:
+                    await self._rebuild(viewer, view)
+            finally:
+                await self._locks.unlock(viewer, token)
+            return RefSource(feeds, viewer, None)
+        deadline = time.monotonic() + REBUILD_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(REBUILD_POLL_SECONDS)
+            if (await feeds.page(viewer, 1, None)).complete:
+                return RefSource(feeds, viewer, None)
+        return RefSource(feeds, viewer, await self._gather(viewer, view))
+
+    async def _gather(self, viewer: int, view: Followees) -> list[FeedRef]:
+        """The feed as pulled from the tweet shards: the viewer and non-celebrity followees."""
+        rows = view.rows if view.rows is not None else await self._graph.followee_ids(viewer)
+        authors = [viewer] + [user_id for user_id, celebrity in rows if not celebrity]
+        return await gather_feed(self._tweets, authors, self._feed_max)
+
+    async def _rebuild(self, viewer: int, view: Followees) -> None:
+        started = time.perf_counter()
+        await self._feeds.begin_rebuild(viewer)  # from here on, fan-out pushes land in the new feed
+        await self._feeds.finish_rebuild(viewer, await self._gather(viewer, view))
+        self._metrics.feed_rebuilds.observe(time.perf_counter() - started)
+
+    async def _celebrity_refs(self, view: Followees) -> list[FeedRef]:
+        """Recent tweets of the celebrities the viewer follows (at most `celebrities_per_read`
+        of them), newest first."""
+        merged = view.celebrities[: self._celebrities_per_read]
+        if not merged:
+            return []
+        recent = await self._celebrities.recent(merged)
+        return merge_newest([[FeedRef(t, c) for t in ids] for c, ids in recent.items()])

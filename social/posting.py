@@ -1,0 +1,162 @@
+"""Posting and deleting tweets, and reading them back.
+
+A new tweet's fan-out is queued before the tweet is stored, so no stored tweet ever lacks its
+fan-out (a job whose tweet never appears is dropped). The author sees it at once: it goes into
+their own feed (read-your-writes) and to their own live updates, which fan-out skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from social import text as tweet_text
+from social.errors import (
+    InvalidInput,
+    MediaMissing,
+    MediaUnusable,
+    NotFound,
+    NotPermitted,
+)
+from social.fanout_plan import live_event
+from social.feed import LoadTweets
+from social.paging import page_size
+from social.ports import FanoutAction, JobQueue
+from social.throttle import Throttle
+from storage.feeds import FeedCache, FeedRef
+from storage.ids import IdGenerator
+from storage.media import MAX_MEDIA_PER_TWEET, MediaInvalid, MediaLibrary, MediaNotFound, media_key
+from storage.tweet_cache import TweetCache, TweetInvalidations
+from storage.tweets import MediaNotAttachable, TimelinePage, Tweet, TweetStore
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 100
+Clock = Callable[[], float]  # seconds since the epoch
+
+
+def media_ids_of(viewer: int, refs: list[tuple[int, int]]) -> list[int]:
+    """The media ids of (owner, media id) refs a tweet would attach, or why they cannot be."""
+    if len(refs) > MAX_MEDIA_PER_TWEET:
+        raise InvalidInput(f"a tweet has at most {MAX_MEDIA_PER_TWEET} media", field="mediaIds")
+    if len(set(refs)) != len(refs):
+        raise InvalidInput("the same media is listed twice", field="mediaIds")
+    if any(owner != viewer for owner, _ in refs):
+        raise NotPermitted("you can only attach media you uploaded", field="mediaIds")
+    return [media_id for _, media_id in refs]
+
+
+def check_idempotency_key(key: str | None) -> None:
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidInput(
+            f"idempotencyKey must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters",
+            field="idempotencyKey",
+        )
+
+
+class Posting:
+    """Create, delete and read tweets. `rate_tweets` ("N/S") bounds new tweets per author."""
+
+    def __init__(
+        self,
+        *,
+        tweets: TweetStore,
+        tweet_cache: TweetCache,
+        invalidations: TweetInvalidations,
+        media: MediaLibrary,
+        feeds: FeedCache,
+        ids: IdGenerator,
+        jobs: JobQueue,
+        throttle: Throttle,
+        clock: Clock,
+        rate_tweets: str,
+        max_page_size: int,
+    ) -> None:
+        self._tweets = tweets
+        self._cache = tweet_cache
+        self._invalidations = invalidations
+        self._media = media
+        self._feeds = feeds
+        self._ids = ids
+        self._jobs = jobs
+        self._throttle = throttle
+        self._clock = clock
+        self._rate_tweets = rate_tweets
+        self._max_page_size = max_page_size
+
+    async def create(
+        self,
+        author: int,
+        text: str,
+        media_refs: list[tuple[int, int]],
+        idempotency_key: str | None,
+        load: LoadTweets,
+    ) -> Tweet:
+        """Validate, publish the media, store the tweet; a repeated idempotency key returns the
+        tweet it created the first time, changing nothing (and costing no rate)."""
+        text = tweet_text.normalize(text)
+        media_ids = media_ids_of(author, media_refs)
+        check_idempotency_key(idempotency_key)
+        if idempotency_key is not None:
+            earlier = await self._tweets.earlier_tweet(author, idempotency_key)
+            if earlier is not None:
+                return await self._existing(author, earlier, load)
+        await self._throttle.charge("tweet", author, self._rate_tweets)
+        try:
+            media = await self._media.publish(author, media_ids)
+        except MediaNotFound as exc:
+            raise MediaMissing(author, exc.media_id, exc.reason) from None
+        except MediaInvalid as exc:
+            raise MediaUnusable(author, exc.media_id, exc.reason) from None
+        tweet = Tweet(
+            tweet_id=self._ids.next_id(),
+            author_id=author,
+            text=text,
+            created_at_ms=int(self._clock() * 1000),
+            mentions=tweet_text.mentions(text),
+            hashtags=tweet_text.hashtags(text),
+            media=tuple(media),
+        )
+        await self._jobs.fan_out(author, tweet.tweet_id, FanoutAction.PUSH)
+        keys = {media_key(author, m): m for m in media_ids}
+        try:
+            stored_id = await self._tweets.create(tweet, idempotency_key, list(keys))
+        except MediaNotAttachable as exc:  # a concurrent tweet attached it after we published it
+            taken = keys.get(exc.media_key)
+            raise MediaUnusable(author, taken, "is already attached to a tweet") from None
+        if stored_id != tweet.tweet_id:
+            return await self._existing(author, stored_id, load)
+        ref = FeedRef(tweet.tweet_id, author)
+        await self._feeds.push_to_feeds(ref, [author], live_event("tweet", author, tweet.tweet_id))
+        return tweet
+
+    async def _existing(self, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
+        [tweet] = await load([(author, tweet_id)])
+        if tweet is None or tweet.deleted:
+            raise NotFound("the tweet created with this idempotency key was deleted")
+        return tweet
+
+    async def delete(self, viewer: int, author: int, tweet_id: int) -> None:
+        """Tombstone the tweet, drop it from its timeline and from every process's cache, and
+        have a worker delete its media. Only the author may; repeating it is harmless."""
+        [tweet] = await self._tweets.get_many([(author, tweet_id)])
+        if tweet is None or (tweet.deleted and viewer != author):
+            raise NotFound("no such tweet")
+        if viewer != author:
+            raise NotPermitted("only the author can delete a tweet")
+        await self._tweets.tombstone(tweet)
+        self._cache.evict((author, tweet_id))
+        await self._invalidations.publish((author, tweet_id))
+        await self._jobs.fan_out(author, tweet_id, FanoutAction.UNPUSH)  # reads already hide it
+        # Out of the author's own feed, telling the author's own live updates (as fan-out tells
+        # the others).
+        gone = live_event("deleted", author, tweet_id)
+        await self._feeds.unpush_from_feeds(FeedRef(tweet_id, author), [author], gone)
+        if tweet.media:
+            await self._jobs.purge_tweet_media(author, tweet_id)
+
+    async def timeline(
+        self, author: int, first: int, before: int | None, load: LoadTweets
+    ) -> tuple[list[Tweet], TimelinePage]:
+        """A page of the author's tweets, newest first, and the page of ids it came from."""
+        size = page_size(first, self._max_page_size)
+        page = await self._tweets.timeline_page(author, size, before)
+        found = await load([(author, t) for t in page.tweet_ids])
+        return [t for t in found if t is not None and not t.deleted], page

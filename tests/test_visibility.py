@@ -1,0 +1,76 @@
+"""What a viewer may see, and how a feed page fills: pure rules, no server."""
+
+from __future__ import annotations
+
+from social import visibility
+from social.fanout_plan import batches, celebrity_flag
+from social.feed import FeedItem
+from storage.feed_builder import merge_newest
+from storage.feeds import FeedRef
+from storage.tweets import Tweet
+
+VIEWER, FOLLOWED, STRANGER = 1, 2, 3
+
+
+def doc(ref: FeedRef, *, deleted: bool = False) -> Tweet:
+    return Tweet(ref.tweet_id, ref.author_id, "" if deleted else "hi", 0, deleted=deleted)
+
+
+def test_own_and_followed_authors_only() -> None:
+    refs = [FeedRef(30, STRANGER), FeedRef(20, FOLLOWED), FeedRef(10, VIEWER)]
+    assert visibility.authors_to_check(VIEWER, refs) == [FOLLOWED, STRANGER]
+    allowed = visibility.allowed_refs(VIEWER, refs, followed={FOLLOWED})
+    assert allowed == [FeedRef(20, FOLLOWED), FeedRef(10, VIEWER)]
+
+
+def test_missing_and_deleted_documents_are_not_shown() -> None:
+    kept, deleted, missing = FeedRef(3, FOLLOWED), FeedRef(2, FOLLOWED), FeedRef(1, VIEWER)
+    shown = visibility.visible(
+        [kept, deleted, missing], [doc(kept), doc(deleted, deleted=True), None]
+    )
+    assert list(shown) == [kept]
+    assert not visibility.shown(None)
+    assert not visibility.shown(doc(deleted, deleted=True))
+
+
+def test_between_bounds_celebrity_refs_by_cursor_and_floor() -> None:
+    refs = [FeedRef(t, FOLLOWED) for t in (50, 40, 30, 20, 10)]
+    assert visibility.between(refs, None, None) == refs
+    assert visibility.between(refs, FeedRef(40, FOLLOWED), FeedRef(20, FOLLOWED)) == refs[2:4]
+
+
+def test_a_page_fills_newest_first_and_remembers_what_it_skipped() -> None:
+    candidates = [FeedRef(t, FOLLOWED) for t in (9, 8, 7, 6, 5)]
+    visible = {ref: doc(ref) for ref in candidates if ref.tweet_id != 8}
+    fill = visibility.PageFill(want=2, cursor=None, shown=[], hidden=[])
+    unread = fill.take(candidates, visible)
+    assert [ref.tweet_id for ref, _ in fill.shown] == [9, 7]
+    assert fill.hidden == [FeedRef(8, FOLLOWED)]
+    assert fill.full and fill.cursor == FeedRef(7, FOLLOWED)
+    assert unread == 2  # 6 and 5: the next page starts after the cursor
+
+
+def test_a_page_takes_more_rounds_until_full() -> None:
+    fill = visibility.PageFill(want=3, cursor=None, shown=[], hidden=[])
+    first = [FeedRef(t, STRANGER) for t in (9, 8)]  # all hidden
+    assert fill.take(first, {}) == 0 and not fill.full
+    second = [FeedRef(t, FOLLOWED) for t in (7, 6, 5, 4)]
+    fill.take(second, {ref: doc(ref) for ref in second})
+    assert [ref.tweet_id for ref, _ in fill.shown] == [7, 6, 5]
+    assert fill.hidden == first
+
+
+def test_merged_streams_are_newest_first_without_duplicates() -> None:
+    cached = [FeedRef(9, FOLLOWED), FeedRef(5, FOLLOWED)]
+    celebrity = [FeedRef(7, STRANGER), FeedRef(5, FOLLOWED)]
+    assert merge_newest([cached, celebrity]) == [cached[0], celebrity[0], cached[1]]
+    item = FeedItem(cached[0], doc(cached[0]))
+    assert item.ref < FeedRef(10, 0)
+
+
+def test_celebrity_flag_has_hysteresis() -> None:
+    assert not celebrity_flag(100, flagged=False, threshold=100, hysteresis=0.9)
+    assert celebrity_flag(101, flagged=False, threshold=100, hysteresis=0.9)
+    assert celebrity_flag(90, flagged=True, threshold=100, hysteresis=0.9)
+    assert not celebrity_flag(89, flagged=True, threshold=100, hysteresis=0.9)
+    assert batches([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]

@@ -1,0 +1,287 @@
+"""The one place that builds every store and service from Settings, for the API and the workers.
+
+`open_stores` connects the stores both kinds of process use; `open_services` adds what the API
+serves with (domain services, the live hub, the id lease, the tweet cache and its invalidation
+listener); `WorkerJobs` builds, lazily on the worker's event loop, the `FanOut` its actors run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from auth.passwords import PasswordHasher
+from auth.tokens import TokenIssuer
+from fanout.actors import Actors, declare_actors
+from fanout.broker import build_broker
+from fanout.jobs import Jobs
+from graph.factory import open_graph
+from graph.port import SocialGraph
+from ops.metrics import Metrics
+from resolvers.context import Services
+from schema.limits import SlotCappedGraph
+from settings import Settings
+from social.accounts import Accounts, LoginRates
+from social.fanout import FanOut
+from social.feed import CELEBRITY_RECENT, HomeFeed
+from social.following import Following
+from social.lookups import Lookups
+from social.posting import Posting
+from social.throttle import Throttle
+from social.uploads import Uploads
+from storage.accounts import AccountStore
+from storage.celebrity_timelines import CelebrityTimelines
+from storage.fanout_stats import FanoutStats
+from storage.feeds import FeedCache
+from storage.followee_sets import FolloweeSets
+from storage.ids import IdGenerator
+from storage.live_hub import LiveHub
+from storage.media import MediaLibrary, open_media_library
+from storage.object_store import S3ObjectStore
+from storage.presence import Presence
+from storage.rate_limits import RateLimiter
+from storage.rebuild_locks import RebuildLocks
+from storage.redis_clients import DocumentsRedis, open_feed_redis, open_redis
+from storage.tweet_cache import TweetCache, TweetInvalidations, listen_for_invalidations
+from storage.tweets import TweetStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Every store, on the clients of their roles: documents (sharded by author), the feed
+    cache, the graph."""
+
+    documents: DocumentsRedis
+    feed_redis: aioredis.Redis
+    graph: SocialGraph
+    accounts: AccountStore
+    tweets: TweetStore
+    media: MediaLibrary
+    feeds: FeedCache
+    followee_sets: FolloweeSets
+    stats: FanoutStats
+
+    async def close(self) -> None:
+        """Close every client; a backend that is gone must not keep the others open."""
+        for step in (self.graph.close, self.documents.aclose, self.feed_redis.aclose):
+            try:
+                await step()
+            except Exception:
+                log.warning("closing %s failed", step.__qualname__, exc_info=True)
+
+
+def open_stores(settings: Settings) -> Stores:
+    """The stores; clients connect on first use. The caller must `close()` them."""
+    documents = open_redis(
+        settings.documents_redis_url,
+        timeout_seconds=settings.redis_timeout_seconds,
+        cluster=settings.documents_redis_cluster,
+    )
+    feed_redis = open_feed_redis(settings)
+    return Stores(
+        documents=documents,
+        feed_redis=feed_redis,
+        graph=open_graph(settings),
+        accounts=AccountStore(documents),
+        tweets=TweetStore(documents, idempotency_ttl_seconds=settings.idempotency_ttl_seconds),
+        media=open_media_library(settings, documents),
+        feeds=FeedCache(
+            feed_redis, feed_max=settings.feed_max, ttl_seconds=settings.active_days * 86400
+        ),
+        followee_sets=FolloweeSets(feed_redis),
+        stats=FanoutStats(feed_redis),
+    )
+
+
+def fan_out_jobs(settings: Settings, stores: Stores, jobs: Jobs) -> FanOut:
+    return FanOut(
+        graph=stores.graph,
+        tweets=stores.tweets,
+        feeds=stores.feeds,
+        followee_sets=stores.followee_sets,
+        stats=stores.stats,
+        accounts=stores.accounts,
+        media=stores.media,
+        jobs=jobs,
+        page_size=settings.fanout_page_size,
+        batch_size=settings.fanout_batch_size,
+        celebrity_followers=settings.celebrity_followers,
+        celebrity_hysteresis=settings.celebrity_hysteresis,
+    )
+
+
+class WorkerJobs:
+    """What a worker's actors run: the `FanOut`, built on first use on the worker's event loop
+    (its clients must live there) and kept for the life of the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._fanout: FanOut | None = None
+        self.broker = build_broker(settings)
+        self.actors: Actors = declare_actors(self.broker, self)
+
+    async def __call__(self) -> FanOut:
+        if self._fanout is None:
+            stores = open_stores(self._settings)
+            self._fanout = fan_out_jobs(self._settings, stores, Jobs(self.broker, self.actors))
+        return self._fanout
+
+
+async def _jobs_run_in_workers() -> FanOut:
+    raise RuntimeError("jobs run in the workers (python -m fanout), not in the API")
+
+
+def open_jobs(settings: Settings) -> Jobs:
+    """The API's handle on the job queue: it sends messages and runs no actor."""
+    broker = build_broker(settings)
+    return Jobs(broker, declare_actors(broker, _jobs_run_in_workers))
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
+    """Connect to every backend, set up the graph schema and the media bucket, lease an id
+    worker, subscribe to tweet invalidations; undo all on exit."""
+    stores = open_stores(settings)
+    jobs = open_jobs(settings)
+    ids = IdGenerator(stores.documents)
+    cache = TweetCache(
+        max_entries=settings.tweet_cache_size, ttl_seconds=settings.tweet_cache_ttl_seconds
+    )
+    celebrities = CelebrityTimelines(
+        stores.tweets,
+        per_celebrity=CELEBRITY_RECENT,
+        refresh_seconds=settings.celebrity_refresh_seconds,
+    )
+    live = LiveHub(
+        stores.feed_redis,
+        Presence(stores.feed_redis),
+        celebrities,
+        presence_ttl_seconds=settings.presence_ttl_seconds,
+        max_per_user=settings.max_ws_connections_per_user,
+    )
+    metrics.fanout_stats = stores.stats
+    subscribed = asyncio.Event()
+    listener = asyncio.create_task(listen_for_invalidations(stores.documents, cache, subscribed))
+    try:
+        await stores.graph.ensure_schema()
+        if isinstance(stores.media.objects, S3ObjectStore):
+            await stores.media.objects.ensure_bucket()
+        await ids.start()
+        async with asyncio.timeout(settings.redis_timeout_seconds * 5):
+            await subscribed.wait()
+        await live.start()
+        yield _api_services(settings, stores, jobs, ids, cache, celebrities, live, metrics)
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        # Shutting down with a backend gone must still release everything else.
+        for step in (live.stop, ids.stop, stores.close):
+            try:
+                await step()
+            except Exception:
+                log.warning("shutdown step %s failed", step.__qualname__, exc_info=True)
+        jobs.close()
+
+
+def _api_services(
+    settings: Settings,
+    stores: Stores,
+    jobs: Jobs,
+    ids: IdGenerator,
+    cache: TweetCache,
+    celebrities: CelebrityTimelines,
+    live: LiveHub,
+    metrics: Metrics,
+) -> Services:
+    # Each operation gets at most MAX_GRAPH_CALLS_PER_REQUEST graph calls in flight.
+    graph = cast(SocialGraph, SlotCappedGraph(stores.graph))
+    throttle = Throttle(RateLimiter(stores.feed_redis))
+    return Services(
+        settings=settings,
+        accounts=Accounts(
+            accounts=stores.accounts,
+            graph=graph,
+            ids=ids,
+            passwords=PasswordHasher(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+            tokens=TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds),
+            jobs=jobs,
+            throttle=throttle,
+            revoke=live.revoke,
+            clock=time.time,
+            claim_grace_seconds=settings.signup_claim_grace_seconds,
+            rate_signups=settings.rate_signups,
+            login_rates=LoginRates(
+                per_address=settings.rate_logins,
+                per_account_address=settings.rate_logins_per_account_ip,
+                per_account=settings.rate_logins_per_account,
+                delay_max_seconds=settings.login_delay_max_seconds,
+            ),
+        ),
+        home_feed=HomeFeed(
+            feeds=stores.feeds,
+            followee_sets=stores.followee_sets,
+            locks=RebuildLocks(stores.feed_redis),
+            graph=graph,
+            tweets=stores.tweets,
+            celebrities=celebrities,
+            metrics=metrics,
+            feed_max=settings.feed_max,
+            celebrities_per_read=settings.celebrities_merged_per_read,
+            max_page_size=settings.max_page_size,
+        ),
+        posting=Posting(
+            tweets=stores.tweets,
+            tweet_cache=cache,
+            invalidations=TweetInvalidations(stores.documents),
+            media=stores.media,
+            feeds=stores.feeds,
+            ids=ids,
+            jobs=jobs,
+            throttle=throttle,
+            clock=time.time,
+            rate_tweets=settings.rate_tweets,
+            max_page_size=settings.max_page_size,
+        ),
+        following=Following(
+            graph=graph,
+            feeds=stores.feeds,
+            followee_sets=stores.followee_sets,
+            tweets=stores.tweets,
+            jobs=jobs,
+            throttle=throttle,
+            clock=time.time,
+            rate_follows=settings.rate_follows,
+            merge_tweets=settings.follow_merge_tweets,
+            max_following=settings.max_following,
+            max_page_size=settings.max_page_size,
+        ),
+        uploads=Uploads(
+            media=stores.media,
+            ids=ids,
+            jobs=jobs,
+            throttle=throttle,
+            max_bytes=settings.media_max_bytes,
+            max_pending_bytes=settings.media_max_pending_bytes,
+            rate=settings.rate_media_uploads,
+        ),
+        lookups=Lookups(
+            accounts=stores.accounts, tweets=stores.tweets, tweet_cache=cache, graph=graph
+        ),
+        live=live,
+        media=stores.media,
+        probes={"graph": stores.graph.ping, "redis": stores.accounts.ping},
+    )
