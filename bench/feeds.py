@@ -14,23 +14,22 @@ from pathlib import Path
 import httpx
 from dramatiq.brokers.redis import RedisBroker
 
-from app import open_services
 from auth.tokens import TokenIssuer
 from bench.seed import Shape, seed, user_id
 from bench.stack import Stack
 from bench.stats import percentile, summary_ms
-from fanout.planner import batches, live_event
 from graph.factory import open_graph
 from ops.metrics import Metrics
 from resolvers.context import RequestContext
+from resolvers.ids import parse_tweet_global_id
 from schema.build import build_schema
-from schema.ids import parse_tweet_global_id
+from social.fanout_plan import batches, live_event
 from storage.accounts import AccountStore, Profile
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
-from storage.followee_sets import FolloweeSets
-from storage.redis_clients import open_redis
+from storage.redis_clients import open_redis, reply_bytes
 from storage.tweets import TweetStore
+from wiring import Stores, open_services, open_stores
 
 FEED_QUERY = """
 query($first: Int!) {
@@ -152,7 +151,8 @@ async def create_tweet_figures(
     counts = await graph.counts(sample)
     small = min(sample, key=lambda u: abs(counts[u].followers - 10))
     top_token, small_token = tokens.issue(user_id(0), 0), tokens.issue(small, 0)
-    top_times, small_times = [], []
+    top_times: list[float] = []
+    small_times: list[float] = []
     for i in range(TWEET_SAMPLES):
         for token, times in ((top_token, top_times), (small_token, small_times)):
             started = time.perf_counter()
@@ -187,7 +187,8 @@ async def read_figures(
         members = await feeds.client.zrange(
             feed_key(viewer), b"+", b"-", desc=True, bylex=True, offset=0, num=20
         )
-        refs = [FeedRef.from_member(m) for m in members if len(m) == 16 and m[0]]
+        entries = [reply_bytes(m) for m in members]
+        refs = [FeedRef.from_member(m) for m in entries if len(m) == 16 and m[0]]
         await documents.mget([f"tweet:{{{r.author_id}}}:{r.tweet_id}" for r in refs])
         await documents.mget([f"user:{{{r.author_id}}}" for r in refs])
 
@@ -210,6 +211,7 @@ async def profile_breakdown(stack: Stack, client: httpx.AsyncClient, reader_toke
         http_times.append(time.perf_counter() - started)
     schema = build_schema(max_query_depth=stack.settings.max_query_depth)
     exec_times, io_times = [], []
+    stores = open_stores(stack.settings)
     async with open_services(stack.settings, Metrics()) as services:
         for token in reader_tokens[:100]:
             context = RequestContext(services=services, token=token)
@@ -217,26 +219,26 @@ async def profile_breakdown(stack: Stack, client: httpx.AsyncClient, reader_toke
             result = await schema.execute(FEED_QUERY, {"first": 20}, context_value=context)
             exec_times.append(time.perf_counter() - started)
             assert result.errors is None, result.errors
-            io_times.append(await _store_io(services, context))
+            io_times.append(await _store_io(stores, context))
+    await stores.close()
     http, execute, io = (statistics.median(t) * 1000 for t in (http_times, exec_times, io_times))
     print(f"per request (p50, sequential): HTTP total {http:.2f} ms = HTTP/ASGI "
           f"{http - execute:.2f} + GraphQL execution {execute - io:.2f} + store I/O "
           f"{io:.2f} ms")  # fmt: skip
 
 
-async def _store_io(services, context: RequestContext) -> float:
+async def _store_io(stores: Stores, context: RequestContext) -> float:
     """The store calls a hit makes, timed alone: the viewer's token version, the page (with
     the feed's state), the followee check, documents, authors."""
     viewer = await context.viewer_id()
-    feeds, tweets = services.feeds, services.tweets
-    followees = FolloweeSets(feeds.client)
+    feeds, tweets, followees = stores.feeds, stores.tweets, stores.followee_sets
     started = time.perf_counter()
-    await services.accounts.profiles([viewer])
+    await stores.accounts.profiles([viewer])
     page = await feeds.page(viewer, 40, None)
     refs = page.refs[:20]
     await followees.follows(viewer, sorted({r.author_id for r in refs}))
     await tweets.get_many([(r.author_id, r.tweet_id) for r in refs])
-    await services.accounts.profiles(sorted({r.author_id for r in refs}))
+    await stores.accounts.profiles(sorted({r.author_id for r in refs}))
     return time.perf_counter() - started
 
 
@@ -249,7 +251,8 @@ async def miss_figures(client, tokens, graph, accounts, feeds: FeedCache, shape:
     for u in users:
         followees = rng.sample(range(1, shape.popular), MISS_FOLLOWS)
         await graph.bulk_follow([(u, user_id(f), 1) for f in followees])
-    misses, hits = [], []
+    misses: list[float] = []
+    hits: list[float] = []
     for u in users:
         token = tokens.issue(u, 0)
         for times in (misses, hits):
@@ -261,7 +264,9 @@ async def miss_figures(client, tokens, graph, accounts, feeds: FeedCache, shape:
           f"hit {summary_ms(hits)}; p50 ratio {ratio:.1f} (target <= 10)")  # fmt: skip
     total_bytes = total_entries = 0
     for u in users:
-        total_bytes += await feeds.client.memory_usage(feed_key(u), samples=0)
+        usage = await feeds.client.memory_usage(feed_key(u), samples=0)
+        assert usage is not None, f"feed {u} vanished"  # None: no such key
+        total_bytes += usage
         total_entries += await feeds.client.zcard(feed_key(u)) - 1  # minus the COMPLETE marker
     encoding = (await feeds.client.object("ENCODING", feed_key(users[0]))).decode()
     print(f"feed cache memory: {total_bytes / total_entries:.1f} bytes/entry over "

@@ -12,14 +12,14 @@ from pathlib import Path
 from bench.data import reed98_follows
 from bench.stats import summary_ms, timed
 from devstack.servers import LOOPBACK, free_bolt_port, free_port, start_redis
-from graph.cypher import CypherGraph
 from graph.falkordb_store import FalkorDBGraph
 from graph.neo4j_store import Neo4jGraph
+from graph.port import SocialGraph
 
 SAMPLES = 300
 
 
-async def measure(name: str, graph: CypherGraph) -> None:
+async def measure(name: str, graph: SocialGraph) -> None:
     users, edges = reed98_follows()
     rng = random.Random(7)
     started = time.perf_counter()

@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from graph.cypher import CypherGraph
+from graph.port import SocialGraph
 from storage.accounts import AccountStore, Profile
 from storage.tweets import Tweet, TweetStore
 
@@ -49,7 +49,7 @@ def follow_edges(shape: Shape, rng: random.Random) -> list[tuple[int, int]]:
 
 
 async def seed(
-    shape: Shape, graph: CypherGraph, accounts: AccountStore, tweets: TweetStore
+    shape: Shape, graph: SocialGraph, accounts: AccountStore, tweets: TweetStore
 ) -> dict[str, float]:
     """Load everything; returns timings (s) and counts."""
     rng = random.Random(42)

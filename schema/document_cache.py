@@ -63,6 +63,6 @@ class CachedDocuments(SchemaExtension):
             context.pre_execution_errors = []  # strawberry validates only while this is None
         yield
         document = context.graphql_document
-        accepted = document is not None and not context.pre_execution_errors
-        if accepted and not self._hit and self._key is not None:
+        accepted = not context.pre_execution_errors
+        if document is not None and accepted and not self._hit and self._key is not None:
             self.cache.put(self._key, document)

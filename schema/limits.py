@@ -26,6 +26,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
+    ValidationRule,
     get_named_type,
 )
 
@@ -59,9 +60,9 @@ def query_cost_rule(max_cost: int, max_page_size: int) -> type[ASTValidationRule
     than MAX_PAGE_SIZE (resolvers refuse more). Leaf fields are free.
     """
 
-    class QueryCost(ASTValidationRule):
+    class QueryCost(ValidationRule):  # an executable-document rule: its context has the schema
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            context: ValidationContext = self.context
+            context = self.context
             root = context.schema.get_root_type(node.operation)
             try:
                 cost = _selection_cost(context, node.selection_set, root, max_page_size, 0, set())

@@ -10,9 +10,9 @@ Keys (this module is their only writer):
                        `SET NX` on it is the single point where a sign-up commits; two sign-ups
                        racing for `Bob` and `bob` cannot both win it.
 
-Order of a sign-up (see resolvers/accounts.py): profile, graph node, then the username claim. Until
+Order of a sign-up (see social/accounts.py): profile, graph node, then the username claim. Until
 the claim, nothing can reach the new id; a sign-up that dies before it leaves an unreachable profile
-and node, which `fanout.actors.collect_unclaimed_account` removes.
+and node, which the `collect_unclaimed_account` job (social/fanout.py) removes.
 """
 
 from __future__ import annotations
@@ -25,10 +25,25 @@ from storage.redis_clients import DocumentsRedis, mget
 
 @dataclass(frozen=True)
 class Profile:
+    """An account as stored (written at sign-up and by seeding); read back only to log in."""
+
     user_id: int
     username: str
     display_name: str
     password_hash: str
+    created_at_ms: int
+
+    def public(self) -> PublicProfile:
+        return PublicProfile(self.user_id, self.username, self.display_name, self.created_at_ms)
+
+
+@dataclass(frozen=True)
+class PublicProfile:
+    """What everyone may read of an account: no password hash rides along."""
+
+    user_id: int
+    username: str
+    display_name: str
     created_at_ms: int
 
 
@@ -97,13 +112,18 @@ class AccountStore:
         raw = await self._redis.get(username_key(username))
         return None if raw is None else int(raw)
 
-    async def profiles(self, user_ids: list[int]) -> dict[int, Profile]:
-        """Profiles by id, one round trip per shard; ids without a profile are left out."""
+    async def profiles(self, user_ids: list[int]) -> dict[int, PublicProfile]:
+        """Public profiles by id, one round trip per shard; ids without one are left out."""
         if not user_ids:
             return {}
         raws = await mget(self._redis, [profile_key(user_id) for user_id in user_ids])
         return {
-            user_id: Profile(**json.loads(raw))
+            user_id: Profile(**json.loads(raw)).public()
             for user_id, raw in zip(user_ids, raws, strict=True)
             if raw is not None
         }
+
+    async def credentials(self, user_id: int) -> Profile | None:
+        """The whole record, password hash included: for checking a log-in only."""
+        raw = await self._redis.get(profile_key(user_id))
+        return None if raw is None else Profile(**json.loads(raw))

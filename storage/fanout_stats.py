@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from storage.ids import id_time_ms
+from storage.redis_clients import reply_bytes
 
 LOG_KEY = "fanout:log"
 STATS_KEY = "fanout:stats"
@@ -66,8 +67,9 @@ class FanoutStats:
     async def batches_of(self, tweet_id: int) -> list[BatchRecord]:
         """Every logged batch of one tweet (benchmarks; scans the log)."""
         records = []
-        for _, fields in await self._redis.xrange(LOG_KEY):
-            if int(fields[b"tweet"]) == tweet_id:
+        # redis-py types the reply and each entry's fields as optional; XRANGE gives neither.
+        for _, fields in await self._redis.xrange(LOG_KEY) or []:
+            if fields is not None and int(fields[b"tweet"]) == tweet_id:
                 records.append(
                     BatchRecord(
                         tweet_id,
@@ -83,6 +85,6 @@ class FanoutStats:
         stats = await self._redis.hgetall(STATS_KEY)
         lag = await self._redis.hgetall(LAG_KEY)
         return (
-            {k.decode(): int(v) for k, v in stats.items()},
-            {k.decode(): int(v) for k, v in lag.items()},
+            {reply_bytes(k).decode(): int(v) for k, v in stats.items()},
+            {reply_bytes(k).decode(): int(v) for k, v in lag.items()},
         )

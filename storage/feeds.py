@@ -22,12 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from settings import Settings
 from storage import lua
 from storage.followee_sets import following_celebs_key, following_version_key
 from storage.presence import live_channel, presence_key
-from storage.redis_clients import open_feed_redis
+from storage.redis_clients import open_feed_redis, reply_bytes
 
 ID_BYTES = 8
 COMPLETE = b"\x00" * 16
@@ -111,7 +112,7 @@ class FeedCache:
     async def members(self, viewer_id: int) -> list[FeedRef]:
         """Every entry, newest first (for reconciliation and tests)."""
         raw = await self.client.zrange(feed_key(viewer_id), b"+", b"-", desc=True, bylex=True)
-        return [FeedRef.from_member(m) for m in raw if m not in _MARKERS]
+        return [FeedRef.from_member(reply_bytes(m)) for m in raw if m not in _MARKERS]
 
     # -- fan-out -------------------------------------------------------------------------------
 
@@ -181,7 +182,13 @@ class FeedCache:
         await self._merge_refs(viewer_id, refs, finish=True)
 
     async def _merge_refs(self, viewer_id: int, refs: list[FeedRef], *, finish: bool) -> bool:
-        args = [COMPLETE, BUILDING, self.feed_max, self._ttl, "1" if finish else "0"]
+        args: list[EncodableT] = [
+            COMPLETE,
+            BUILDING,
+            self.feed_max,
+            self._ttl,
+            "1" if finish else "0",
+        ]
         args += [r.member() for r in refs]
         return bool(await self._merge(keys=[feed_key(viewer_id)], args=args))
 

@@ -17,8 +17,10 @@ if-unchanged scripts) but never writes them.
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from storage import lua
+from storage.redis_clients import reply_bytes
 
 FOLLOWING_TTL_SECONDS = 3600
 
@@ -51,7 +53,7 @@ class FolloweeSets:
     async def following_version(self, viewer_id: int) -> str:
         """The viewer's follow-state version ("0" before any follow/unfollow): read it before
         the inputs of a decision that `fill_following` or a guarded feed removal applies."""
-        return (await self._redis.get(following_version_key(viewer_id)) or b"0").decode()
+        return reply_bytes(await self._redis.get(following_version_key(viewer_id)) or b"0").decode()
 
     async def fill_following(
         self, viewer_id: int, user_ids: list[int], celebrity_ids: list[int], version: str
@@ -63,7 +65,13 @@ class FolloweeSets:
             following_celebs_key(viewer_id),
             following_version_key(viewer_id),
         ]
-        args = [version, FOLLOWING_TTL_SECONDS, len(user_ids), *user_ids, *celebrity_ids]
+        args: list[EncodableT] = [
+            version,
+            FOLLOWING_TTL_SECONDS,
+            len(user_ids),
+            *user_ids,
+            *celebrity_ids,
+        ]
         return bool(await self._fill_following(keys=keys, args=args))
 
     async def invalidate_following(self, viewer_id: int) -> None:

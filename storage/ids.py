@@ -16,9 +16,8 @@ import random
 import secrets
 import time
 
-import redis.asyncio as aioredis
-
 from storage import lua
+from storage.redis_clients import DocumentsRedis
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 WORKER_BITS = 10
@@ -47,7 +46,7 @@ def id_time_ms(value: int) -> int:
 class IdGenerator:
     """Issues ids for one process. `start()` leases a worker number; `stop()` releases it."""
 
-    def __init__(self, client: aioredis.Redis, clock=time.time) -> None:
+    def __init__(self, client: DocumentsRedis, clock=time.time) -> None:
         self._client = client
         self._renew = lua.register(client, "renew_lease")
         self._release = lua.register(client, "unlock")

@@ -107,6 +107,7 @@ def main(argv: list[str]) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_seconds), int(cpu_seconds)))
     Image.MAX_IMAGE_PIXELS = int(max_pixels)  # any single frame above it: refused by Pillow
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+    header: dict[str, str | int]
     try:
         image = clean_copy(sys.stdin.buffer.read(), declared_type, int(max_pixels), int(max_frames))
     except InvalidImage as exc:

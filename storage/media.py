@@ -20,12 +20,14 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from redis.typing import EncodableT
+
 from settings import Settings
 from storage import lua
 from storage.image_sandbox import ImageSandbox, SandboxLimits
 from storage.images import InvalidImage
 from storage.object_store import ObjectStore, open_object_store
-from storage.redis_clients import DocumentsRedis
+from storage.redis_clients import DocumentsRedis, reply_bytes
 from storage.tweets import MediaItem
 
 MAX_MEDIA_PER_TWEET = 4
@@ -127,7 +129,7 @@ class MediaLibrary:
         size (`max_bytes`). Raises UploadQuotaExceeded."""
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + int(self.expiry_seconds * 1000)
-        args = [
+        args: list[EncodableT] = [
             media_id,
             content_type,
             byte_size,
@@ -164,7 +166,7 @@ class MediaLibrary:
         key = media_key(owner_id, media_id)
         token = secrets.token_hex(8)
         now_ms = int(time.time() * 1000)
-        claim_args = [now_ms, token, now_ms + self._claim_ms]
+        claim_args: list[EncodableT] = [now_ms, token, now_ms + self._claim_ms]
         verdict = (await self._claim(keys=[key], args=claim_args)).decode()
         if verdict == "missing":
             raise MediaNotFound(media_id, "does not exist")
@@ -189,7 +191,7 @@ class MediaLibrary:
 
     async def _record(self, owner_id: int, media_id: int) -> dict[str, str]:
         raw = await self._redis.hgetall(media_key(owner_id, media_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {reply_bytes(k).decode(): reply_bytes(v).decode() for k, v in raw.items()}
 
     async def _verify_and_publish(self, owner_id: int, media_id: int, token: str) -> None:
         """Holding the claim: verify the upload in the sandbox and publish its clean copy. Any
@@ -201,7 +203,7 @@ class MediaLibrary:
         except BaseException:
             await self._settle(keys=[key], args=[token, "status", "pending"])
             raise
-        published = ["status", "published", "public_key", clean.key]
+        published: list[EncodableT] = ["status", "published", "public_key", clean.key]
         published += ["width", clean.width, "height", clean.height]
         if not await self._settle(keys=[key], args=[token, *published]):
             await self.objects.delete(clean.key)  # purged meanwhile

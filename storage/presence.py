@@ -14,8 +14,10 @@ Pub/sub channels (named here only):
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from storage import lua
 
@@ -50,7 +52,7 @@ class Presence:
         await self.mark_online_many([viewer_id], ttl_seconds)
 
     async def mark_online_many(
-        self, viewer_ids: list[int], ttl_seconds: int, slots: list[tuple[int, str]] = ()
+        self, viewer_ids: list[int], ttl_seconds: int, slots: Sequence[tuple[int, str]] = ()
     ) -> None:
         """Refresh the presence of these viewers and the lapse time of these live slots
         (viewer id, slot), for `ttl_seconds`: one round trip."""
@@ -68,7 +70,7 @@ class Presence:
     ) -> bool:
         """Take one of the viewer's `max_slots` live-subscription slots; False if all are held
         (by live subscriptions whose heartbeat has not lapsed)."""
-        args = [int(time.time() * 1000), ttl_seconds * 1000, max_slots, slot]
+        args: list[EncodableT] = [int(time.time() * 1000), ttl_seconds * 1000, max_slots, slot]
         return bool(await self._claim_slot(keys=[live_slots_key(viewer_id)], args=args))
 
     async def release_live_slot(self, viewer_id: int, slot: str) -> None:

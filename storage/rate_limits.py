@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from storage import lua
 
@@ -50,7 +51,13 @@ class RateLimiter:
         self, action: str, subject: str, limit: int, window_seconds: int, past_limit: str
     ) -> Verdict:
         member = secrets.token_hex(8)
-        args = [int(time.time() * 1000), window_seconds * 1000, limit, member, past_limit]
+        args: list[EncodableT] = [
+            int(time.time() * 1000),
+            window_seconds * 1000,
+            limit,
+            member,
+            past_limit,
+        ]
         wait_ms, recent = await self._hit(keys=[_key(action, subject)], args=args)
         if wait_ms:
             return Verdict(allowed=False, retry_after_seconds=wait_ms / 1000, recent=recent)

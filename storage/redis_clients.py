@@ -41,9 +41,18 @@ def open_feed_redis(settings: Settings) -> aioredis.Redis:
     )
 
 
+def reply_bytes(reply: object) -> bytes:
+    """A string reply of a client opened here: bytes, since none of them decodes responses.
+    redis-py types replies `bytes | str` (for clients with decode_responses); this narrows one,
+    failing loudly if a decoding client ever got here."""
+    if isinstance(reply, bytes):
+        return reply
+    raise TypeError(f"expected a bytes reply from Redis, got {type(reply).__name__}")
+
+
 async def mget(client: DocumentsRedis, keys: list[str]) -> list[bytes | None]:
     """GET many keys in order: one MGET on a single server; on a cluster, keys in different
     slots are grouped per node and pipelined (one round trip per node)."""
     if isinstance(client, RedisCluster):
         return await client.mget_nonatomic(keys)
-    return await client.mget(keys)
+    return [None if raw is None else reply_bytes(raw) for raw in await client.mget(keys)]

@@ -78,8 +78,14 @@ class TweetCache:
         return len(self._entries)
 
 
-async def publish_invalidation(client: DocumentsRedis, ref: TweetRef) -> None:
-    await client.publish(CHANNEL, f"{ref[0]}:{ref[1]}")
+class TweetInvalidations:
+    """Tells every API process (their `listen_for_invalidations`) to evict a tweet."""
+
+    def __init__(self, client: DocumentsRedis) -> None:
+        self._redis = client
+
+    async def publish(self, ref: TweetRef) -> None:
+        await self._redis.publish(CHANNEL, f"{ref[0]}:{ref[1]}")
 
 
 async def listen_for_invalidations(

@@ -19,8 +19,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from redis.typing import EncodableT
+
 from storage import lua
-from storage.redis_clients import DocumentsRedis, mget
+from storage.redis_clients import DocumentsRedis, mget, reply_bytes
 
 ID_BYTES = 8
 
@@ -120,7 +122,7 @@ class TweetStore:
             idempotency_key(tweet.author_id, client_key or ""),
             *media_keys,
         ]
-        args = [
+        args: list[EncodableT] = [
             tweet.to_json(),
             member(tweet.tweet_id),
             self._idempotency_ttl,
@@ -145,8 +147,16 @@ class TweetStore:
                     timeline_key(tweet.author_id),
                     idempotency_key(tweet.author_id, ""),
                 ]
-                args = [tweet.to_json(), member(tweet.tweet_id), 0, tweet.tweet_id, "0"]
-                await self._create(keys=keys, args=args, client=pipe)
+                args: list[EncodableT] = [
+                    tweet.to_json(),
+                    member(tweet.tweet_id),
+                    0,
+                    tweet.tweet_id,
+                    "0",
+                ]
+                # redis-py's AsyncScript queues into a pipeline (it checks for one) but its
+                # `client` parameter is typed for clients only.
+                await self._create(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
             await pipe.execute()
 
     async def earlier_tweet(self, author_id: int, client_key: str) -> int | None:
@@ -168,7 +178,7 @@ class TweetStore:
         members = await self._redis.zrange(
             timeline_key(author_id), start, b"-", desc=True, bylex=True, offset=0, num=first + 1
         )
-        ids = [int.from_bytes(raw, "big") for raw in members]
+        ids = [int.from_bytes(reply_bytes(raw), "big") for raw in members]
         return TimelinePage(tweet_ids=ids[:first], has_next_page=len(ids) > first)
 
     async def recent_tweet_ids(
@@ -202,5 +212,5 @@ class TweetStore:
         """Replace the document with its tombstone and drop it from the timeline. True if it was
         live; repeating it changes nothing."""
         keys = [tweet_key(tweet.author_id, tweet.tweet_id), timeline_key(tweet.author_id)]
-        args = [tweet.tombstone().to_json(), member(tweet.tweet_id)]
+        args: list[EncodableT] = [tweet.tombstone().to_json(), member(tweet.tweet_id)]
         return bool(await self._tombstone(keys=keys, args=args))
