@@ -45,6 +45,7 @@ from storage.ids import IdGenerator
 from storage.live_hub import LiveHub
 from storage.media import MediaLibrary, open_media_library
 from storage.object_store import S3ObjectStore
+from storage.page_documents import PageDocumentReader
 from storage.presence import Presence
 from storage.rate_limits import RateLimiter
 from storage.rebuild_locks import RebuildLocks
@@ -279,7 +280,11 @@ def _api_services(
             rate=settings.rate_media_uploads,
         ),
         lookups=Lookups(
-            accounts=stores.accounts, tweets=stores.tweets, tweet_cache=cache, graph=graph
+            accounts=stores.accounts,
+            tweets=stores.tweets,
+            tweet_cache=cache,
+            graph=graph,
+            pages=PageDocumentReader(stores.documents),
         ),
         live=live,
         media=stores.media,

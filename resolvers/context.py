@@ -110,6 +110,24 @@ class RequestContext:
         """Tweets by (author, id) through this request's loader (what the domain is given)."""
         return await self.tweets.load_many(refs)
 
+    async def load_page(self, refs: list[TweetRef]) -> list[Tweet | None]:
+        """Tweets of a page with their authors in one round trip, the authors primed into
+        this request's profile loader (so `author` fields cost nothing more). While the caller
+        is not yet authenticated, the same round trip checks their token (BadCredentials if it
+        no longer holds): a feed page on a cache hit costs the feed read and this."""
+        authenticating = self.claims() if self._viewer_id is None else None
+        tweets, profiles = await self.services.lookups.page(refs, authenticating)
+        if authenticating is not None:
+            self._viewer_id = authenticating.user_id
+        self.profiles.prime_many(profiles)
+        self.tweets.prime_many({ref: t for ref, t in zip(refs, tweets, strict=True) if t})
+        return tweets
+
+    def claimed_viewer_id(self) -> int:
+        """The user the token claims to be (signature and expiry checked, no I/O); a use must
+        confirm it with `viewer_id` (or `load_page`) before answering."""
+        return self._viewer_id if self._viewer_id is not None else self.claims().user_id
+
     def claims(self) -> Claims:
         """The token's verified claims, or BadCredentials."""
         return self.services.accounts.claims(self.token)

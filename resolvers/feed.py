@@ -8,5 +8,8 @@ from storage.feeds import FeedRef
 
 
 async def read_feed(ctx: RequestContext, first: int, after: FeedRef | None) -> FeedResult:
-    viewer = await ctx.viewer_id()
-    return await ctx.services.home_feed.read(viewer, first, after, ctx.load_tweets)
+    """The token is confirmed with the page's documents (one round trip for both) or, when the
+    read needs it earlier or loads nothing, on its own."""
+    viewer = ctx.claimed_viewer_id()
+    home_feed = ctx.services.home_feed
+    return await home_feed.read(viewer, first, after, ctx.load_page, ctx.viewer_id)

@@ -41,7 +41,7 @@ async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncItera
     try:
         seen: set[FeedRef] = set()
         if after is not None:
-            for item in await home_feed.replay(viewer, after, ctx.load_tweets):
+            for item in await home_feed.replay(viewer, after, ctx.load_tweets, ctx.viewer_id):
                 seen.add(item.ref)
                 yield item
         recheck_at = time.monotonic() + _seconds_to_recheck(ctx)

@@ -57,6 +57,12 @@ class LoginRates:
     delay_max_seconds: float
 
 
+def token_holds(claims: Claims, account_exists: bool, token_version: int) -> bool:
+    """A verified token speaks for its user only while the account exists and the token is of
+    the account's current version (logOutEverywhere moves the version on)."""
+    return account_exists and token_version == claims.token_version
+
+
 def login_delay(failures: int, free: int, max_seconds: float) -> float:
     """Seconds an attempt on an account waits after `failures` recent failed log-ins from any
     address: none for the first `free`, then 1, 2, 4, ... up to `max_seconds`."""
@@ -189,9 +195,15 @@ class Accounts:
             version = await self._accounts.token_version(claims.user_id)
         except NoSuchAccount:
             raise BadCredentials(_BAD_TOKEN) from None
-        if version != claims.token_version:
-            raise BadCredentials(_BAD_TOKEN)  # revoked by logOutEverywhere
+        self.check_token(claims, True, version)
         return claims.user_id
+
+    @staticmethod
+    def check_token(claims: Claims, account_exists: bool, token_version: int) -> None:
+        """BadCredentials unless the token holds for this account state (read elsewhere, e.g.
+        in the same round trip as a page's documents)."""
+        if not token_holds(claims, account_exists, token_version):
+            raise BadCredentials(_BAD_TOKEN)
 
     async def log_out_everywhere(self, viewer: int) -> None:
         """Every token of the viewer stops working; their open sockets on every API process are

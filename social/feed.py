@@ -33,6 +33,8 @@ CELEBRITY_RECENT = 50  # newest tweets kept per celebrity for merging
 
 LoadTweets = Callable[[list[TweetRef]], Awaitable[list[Tweet | None]]]
 """Documents by (author, id), tombstones included, in order (the request's batched loader)."""
+Verify = Callable[[], Awaitable[object]]
+"""Confirms that the caller's token still holds (raises if not); cheap once a load confirmed it."""
 
 
 @dataclass(frozen=True)
@@ -48,17 +50,41 @@ class FeedResult:
     end_cursor: FeedRef | None
 
 
-@dataclass
 class Followees:
-    """What the viewer follows, from the followee-set cache or (on a miss) from the graph.
-    `rows` are the graph's (id, celebrity) pairs when this read had to ask the graph. `version`
-    is the viewer's follow-state version read before any of it: removals judged from this view
-    are made only if it still holds."""
+    """Whom the viewer follows, as far as this read needs to know: learnt from the feed pages
+    it reads (the page script says, per ref, whether the viewer follows its author) and from
+    the cached celebrity set, else asked of the followee-set cache or the graph. `version` is
+    the viewer's follow-state version read before any of it: removals judged from this view
+    are made only if it still holds. `rows` are the graph's (id, celebrity) pairs when this
+    read had to ask the graph."""
 
-    celebrities: list[int]
-    check: Callable[[list[int]], Awaitable[set[int]]]
-    version: str
-    rows: list[tuple[int, bool]] | None = None
+    def __init__(
+        self,
+        celebrities: list[int],
+        ask: Callable[[list[int]], Awaitable[set[int]]],
+        version: str,
+        rows: list[tuple[int, bool]] | None = None,
+    ) -> None:
+        self.celebrities = celebrities
+        self.version = version
+        self.rows = rows
+        self._ask = ask
+        self._known: set[int] = set(celebrities)
+        self._followed: set[int] = set(celebrities)
+
+    def learn(self, page: FeedPage) -> None:
+        """Take what a page says about its authors (nothing if its followee set was gone)."""
+        if page.followed is not None:
+            self._known.update(ref.author_id for ref in page.refs)
+            self._followed.update(page.followed)
+
+    async def check(self, authors: list[int]) -> set[int]:
+        """The subset of `authors` the viewer follows; asks only about those not learnt."""
+        unknown = [a for a in authors if a not in self._known]
+        followed = {a for a in authors if a in self._followed}
+        if unknown:
+            followed |= await self._ask(unknown)
+        return followed
 
 
 class RefSource:
@@ -69,11 +95,13 @@ class RefSource:
         self,
         feeds: FeedCache,
         viewer: int,
+        view: Followees,
         built: list[FeedRef] | None,
         first: tuple[FeedRef | None, FeedPage] | None = None,
     ) -> None:
         self._feeds = feeds
         self._viewer = viewer
+        self._view = view
         self._built = built
         self._first = first
 
@@ -88,6 +116,7 @@ class RefSource:
             older = [r for r in self._built if cursor is None or r < cursor]
             return older[:count], len(older) <= count
         page = await self._feeds.page(self._viewer, count, cursor)
+        self._view.learn(page)
         return page.refs, page.exhausted
 
 
@@ -123,12 +152,20 @@ class HomeFeed:
         self.max_page_size = max_page_size
 
     async def read(
-        self, viewer: int, first: int, after: FeedRef | None, load: LoadTweets
+        self, viewer: int, first: int, after: FeedRef | None, load: LoadTweets, verify: Verify
     ) -> FeedResult:
-        """A page of up to `first` tweets older than `after`, newest first."""
+        """A page of up to `first` tweets older than `after`, newest first.
+
+        `verify` confirms the caller's token; it is awaited before anything is written on the
+        viewer's behalf (a rebuild, clean-up) and before the page is returned. `load` may
+        confirm it in passing (the documents' round trip), so that a cache hit costs two round
+        trips: the feed page, then the documents."""
         want = page_size(first, self.max_page_size)
         page = await self._feeds.page(viewer, 2 * want, after)
+        if not page.complete or page.celebrities is None:
+            await verify()  # a rebuild or the followee-set cache is about to be written
         view = await self.followees(viewer, page.celebrities, page.following_version)
+        view.learn(page)
         source = await self._source(viewer, view, page, after)
         celebrity = await self._celebrity_refs(view)
         fill = visibility.PageFill(want=want, cursor=after, shown=[], hidden=[])
@@ -143,6 +180,9 @@ class HomeFeed:
             more = unread > 0 or not exhausted
             if fill.full or not more:
                 break
+        await verify()
+        if page.complete:
+            await self._feeds.keep_alive(viewer, page.ttl_seconds)
         if fill.hidden:
             # Reclaim space: they never show (unless a follow since the view was read).
             await self._feeds.drop_refs(viewer, fill.hidden, view.version)
@@ -157,9 +197,11 @@ class HomeFeed:
         await self._source(viewer, view, page, None)
         return view.celebrities
 
-    async def replay(self, viewer: int, after: FeedRef, load: LoadTweets) -> list[FeedItem]:
+    async def replay(
+        self, viewer: int, after: FeedRef, load: LoadTweets, verify: Verify
+    ) -> list[FeedItem]:
         """Feed items newer than `after`, oldest first (at most one page: MAX_PAGE_SIZE)."""
-        page = await self.read(viewer, self.max_page_size, None, load)
+        page = await self.read(viewer, self.max_page_size, None, load, verify)
         return [item for item in reversed(page.items) if item.ref > after]
 
     async def live_item(self, viewer: int, ref: FeedRef, load: LoadTweets) -> FeedItem | None:
@@ -179,22 +221,22 @@ class HomeFeed:
             version = await sets.following_version(viewer)
         if cached_celebrities is not None:
 
-            async def check_cached(authors: list[int]) -> set[int]:
+            async def ask_cache(authors: list[int]) -> set[int]:
                 flags = await sets.follows(viewer, authors)
                 if flags is None:  # evicted meanwhile: ask the graph
                     return await self._graph.following_among(viewer, authors)
                 return {a for a, followed in zip(authors, flags, strict=True) if followed}
 
-            return Followees(cached_celebrities, check_cached, version)
+            return Followees(cached_celebrities, ask_cache, version)
         rows = await self._graph.followee_ids(viewer)
         followed = {user_id for user_id, _ in rows}
         celebrities = sorted(user_id for user_id, celebrity in rows if celebrity)
         await sets.fill_following(viewer, sorted(followed), celebrities, version)
 
-        async def check_local(authors: list[int]) -> set[int]:
+        async def ask_local(authors: list[int]) -> set[int]:
             return followed.intersection(authors)
 
-        return Followees(celebrities, check_local, version, rows)
+        return Followees(celebrities, ask_local, version, rows)
 
     async def visible(
         self, viewer: int, view: Followees, refs: list[FeedRef], load: LoadTweets
@@ -215,8 +257,7 @@ class HomeFeed:
         refs for themselves without writing them)."""
         feeds = self._feeds
         if page.complete:
-            await feeds.keep_alive(viewer, page.ttl_seconds)
-            return RefSource(feeds, viewer, None, first=(cursor, page))
+            return RefSource(feeds, viewer, view, None, first=(cursor, page))
         self._metrics.feed_misses.inc()
         token = secrets.token_hex(8)
         if await self._locks.try_lock(viewer, token):
@@ -226,13 +267,13 @@ class HomeFeed:
                     await self._rebuild(viewer, view)
             finally:
                 await self._locks.unlock(viewer, token)
-            return RefSource(feeds, viewer, None)
+            return RefSource(feeds, viewer, view, None)
         deadline = time.monotonic() + REBUILD_WAIT_SECONDS
         while time.monotonic() < deadline:
             await asyncio.sleep(REBUILD_POLL_SECONDS)
             if (await feeds.page(viewer, 1, None)).complete:
-                return RefSource(feeds, viewer, None)
-        return RefSource(feeds, viewer, await self._gather(viewer, view))
+                return RefSource(feeds, viewer, view, None)
+        return RefSource(feeds, viewer, view, await self._gather(viewer, view))
 
     async def _gather(self, viewer: int, view: Followees) -> list[FeedRef]:
         """The feed as pulled from the tweet shards: the viewer and non-celebrity followees."""

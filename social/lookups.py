@@ -3,8 +3,11 @@ a constant number of round trips."""
 
 from __future__ import annotations
 
+from auth.tokens import Claims
 from graph.port import FollowCounts, SocialGraph
+from social.accounts import Accounts
 from storage.accounts import AccountStore, PublicProfile
+from storage.page_documents import PageDocumentReader
 from storage.tweet_cache import TweetCache, TweetRef
 from storage.tweets import Tweet, TweetStore
 
@@ -17,11 +20,13 @@ class Lookups:
         tweets: TweetStore,
         tweet_cache: TweetCache,
         graph: SocialGraph,
+        pages: PageDocumentReader,
     ) -> None:
         self._accounts = accounts
         self._tweets = tweets
         self._cache = tweet_cache
         self._graph = graph
+        self._pages = pages
 
     async def profiles(self, user_ids: list[int]) -> list[PublicProfile | None]:
         found = await self._accounts.profiles(user_ids)
@@ -30,15 +35,44 @@ class Lookups:
     async def tweets(self, refs: list[TweetRef]) -> list[Tweet | None]:
         """Tweets (tombstones included) by (author, id): hot ones from the process cache, the
         rest in one round trip per shard."""
-        cache = self._cache
-        found = {ref: cache.get(ref) for ref in refs}
+        found, missing, read_started_at = self._cached(refs)
+        self._remember(found, missing, await self._tweets.get_many(missing), read_started_at)
+        return [found[ref] for ref in refs]
+
+    async def page(
+        self, refs: list[TweetRef], authenticating: Claims | None
+    ) -> tuple[list[Tweet | None], dict[int, PublicProfile]]:
+        """A page's tweets (as `tweets`) with their authors' profiles, and with `authenticating`
+        the check that the token still holds (BadCredentials if not): all in one round trip
+        per shard."""
+        found, missing, read_started_at = self._cached(refs)
+        viewer = authenticating.user_id if authenticating is not None else None
+        read = await self._pages.read(missing, [author for author, _ in refs], viewer)
+        if authenticating is not None and read.viewer is not None:
+            Accounts.check_token(authenticating, read.viewer.exists, read.viewer.token_version)
+        self._remember(found, missing, read.tweets, read_started_at)
+        return [found[ref] for ref in refs], read.profiles
+
+    def _cached(
+        self, refs: list[TweetRef]
+    ) -> tuple[dict[TweetRef, Tweet | None], list[TweetRef], float]:
+        """What the process cache holds of `refs`, the refs it lacks, and the time to read
+        them by (from before the read: see TweetCache.put)."""
+        found = {ref: self._cache.get(ref) for ref in refs}
         missing = [ref for ref, tweet in found.items() if tweet is None]
-        read_started_at = cache.now()
-        for ref, tweet in zip(missing, await self._tweets.get_many(missing), strict=True):
+        return found, missing, self._cache.now()
+
+    def _remember(
+        self,
+        found: dict[TweetRef, Tweet | None],
+        missing: list[TweetRef],
+        read: list[Tweet | None],
+        read_started_at: float,
+    ) -> None:
+        for ref, tweet in zip(missing, read, strict=True):
             found[ref] = tweet
             if tweet is not None:
-                cache.put(tweet, read_started_at)
-        return [found[ref] for ref in refs]
+                self._cache.put(tweet, read_started_at)
 
     async def counts(self, user_ids: list[int]) -> list[FollowCounts]:
         found = await self._graph.counts(user_ids)

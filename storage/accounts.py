@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from storage.redis_clients import DocumentsRedis, mget
+from storage.redis_clients import DocumentsRedis, mget, reply_bytes
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class Profile:
     display_name: str
     password_hash: str
     created_at_ms: int
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Profile:
+        return cls(**json.loads(raw))
 
     def public(self) -> PublicProfile:
         return PublicProfile(self.user_id, self.username, self.display_name, self.created_at_ms)
@@ -118,7 +122,7 @@ class AccountStore:
             return {}
         raws = await mget(self._redis, [profile_key(user_id) for user_id in user_ids])
         return {
-            user_id: Profile(**json.loads(raw)).public()
+            user_id: Profile.from_json(raw).public()
             for user_id, raw in zip(user_ids, raws, strict=True)
             if raw is not None
         }
@@ -126,4 +130,4 @@ class AccountStore:
     async def credentials(self, user_id: int) -> Profile | None:
         """The whole record, password hash included: for checking a log-in only."""
         raw = await self._redis.get(profile_key(user_id))
-        return None if raw is None else Profile(**json.loads(raw))
+        return None if raw is None else Profile.from_json(reply_bytes(raw))

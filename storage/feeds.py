@@ -10,8 +10,9 @@ Keys (this module is their only writer); `{V}` is the viewer id:
                      exists exactly for active users: fan-out pushes only into existing keys, so
                      it never creates a one-item feed that would pass for a complete one.
 Read here, owned elsewhere (never written by this module):
-  following_ver:{V}, following_celebs:{V}   storage/followee_sets.py: `page` reads both in its
-                     one round trip; the if-unchanged removals compare following_ver.
+  following_ver:{V}, following_celebs:{V}, followees:{V}   storage/followee_sets.py: `page`
+                     reads all three in its one script call (whether V follows each author on
+                     the page); the if-unchanged removals compare following_ver.
   presence:{V}, live:<V>                    storage/presence.py: the push scripts publish on
                      V's live channel only while V's presence key exists.
 The rebuild lock is storage/rebuild_locks.py.
@@ -26,7 +27,7 @@ from redis.typing import EncodableT
 
 from settings import Settings
 from storage import lua
-from storage.followee_sets import following_celebs_key, following_version_key
+from storage.followee_sets import followees_key, following_celebs_key, following_version_key
 from storage.presence import live_channel, presence_key
 from storage.redis_clients import open_feed_redis, reply_bytes
 
@@ -64,6 +65,8 @@ class FeedPage:
     ttl_seconds: int
     celebrities: list[int] | None  # the celebrities the viewer follows; None: not cached
     following_version: str  # following_ver, read before the cached followee sets
+    followed: frozenset[int] | None = None  # the refs' authors the viewer follows; None: the
+    # followee set is not cached (ask the graph)
 
 
 class FeedCache:
@@ -78,30 +81,35 @@ class FeedCache:
         self._merge = lua.register(client, "merge")
         self._drop_if_unchanged = lua.register(client, "drop_if_unchanged")
         self._unmerge_if_unchanged = lua.register(client, "unmerge_if_unchanged")
+        self._page = lua.register(client, "feed_page")
 
     # -- reading -------------------------------------------------------------------------------
 
     async def page(self, viewer_id: int, count: int, before: FeedRef | None) -> FeedPage:
-        """Up to `count` refs older than `before`, newest first, with the feed's state and the
-        viewer's cached celebrity followees: one round trip."""
+        """Up to `count` refs older than `before`, newest first, with the feed's state, the
+        viewer's cached celebrity followees and which of the refs' authors the viewer follows:
+        one script call."""
         start = b"+" if before is None else b"(" + before.member()
-        key = feed_key(viewer_id)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.get(following_version_key(viewer_id))
-            pipe.zrange(key, start, b"-", desc=True, bylex=True, offset=0, num=count)
-            pipe.zscore(key, COMPLETE)
-            pipe.ttl(key)
-            pipe.exists(following_celebs_key(viewer_id))
-            pipe.smembers(following_celebs_key(viewer_id))
-            version, members, complete, ttl, celebs_cached, celebs = await pipe.execute()
-        refs = [FeedRef.from_member(m) for m in members if m not in _MARKERS]
+        keys = [
+            feed_key(viewer_id),
+            following_version_key(viewer_id),
+            following_celebs_key(viewer_id),
+            followees_key(viewer_id),
+        ]
+        reply = await self._page(keys=keys, args=[start, count])
+        version, complete, ttl, celebs_cached, celebs, followees_cached, members, flags = reply
+        flags = flags or [0] * len(members)  # empty when the followee set is not cached
+        entries = [(m, f) for m, f in zip(members, flags, strict=True) if m not in _MARKERS]
+        refs = [FeedRef.from_member(m) for m, _ in entries]
+        followed = frozenset(r.author_id for r, (_, f) in zip(refs, entries, strict=True) if f)
         return FeedPage(
             refs=refs,
-            complete=complete is not None,
+            complete=bool(complete),
             exhausted=len(members) < count or len(refs) < len(members),
-            ttl_seconds=ttl,
+            ttl_seconds=int(ttl),
             celebrities=sorted(int(c) for c in celebs if int(c)) if celebs_cached else None,
-            following_version=(version or b"0").decode(),
+            following_version=reply_bytes(version).decode(),
+            followed=followed if followees_cached else None,
         )
 
     async def keep_alive(self, viewer_id: int, ttl_seconds: int) -> None:

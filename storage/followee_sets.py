@@ -1,17 +1,18 @@
 """Each viewer's followees, cached for read-time filtering, in the feed Redis.
 
 Keys (this module is their only writer); `{V}` is the viewer id:
-  following:{V}         set of the ids V follows (plus 0, so an empty set still exists), for
-                        filtering at read time. Dropped on every follow/unfollow of V; lives
-                        FOLLOWING_TTL_SECONDS.
-  following_celebs:{V}  the celebrities among them (plus 0), merged into V's pages at read time.
-                        Written and dropped together with following:{V}.
+  followees:{V}         set of the ids V follows, each as 8 big-endian bytes (as feed members
+                        carry authors, so the feed's page script checks its authors in place),
+                        plus 8 zero bytes, so an empty set still exists; for filtering at read
+                        time. Dropped on every follow/unfollow of V; lives FOLLOWING_TTL_SECONDS.
+  following_celebs:{V}  the celebrities among them (decimal, plus 0), merged into V's pages at
+                        read time. Written and dropped together with followees:{V}.
   following_ver:{V}     counter bumped by every follow/unfollow of V, before a follow merges
-                        entries in: a rebuild of following:{V} from the graph is written, and
+                        entries in: a rebuild of followees:{V} from the graph is written, and
                         feed entries judged unfollowed are removed (storage/feeds.py), only if
                         no follow happened since the decision's inputs were read.
-storage/feeds.py reads following_ver and following_celebs (in FeedCache.page and its
-if-unchanged scripts) but never writes them.
+storage/feeds.py reads all three (FeedCache.page, the if-unchanged scripts) but never writes
+them.
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ from storage.redis_clients import reply_bytes
 FOLLOWING_TTL_SECONDS = 3600
 
 
-def following_key(viewer_id: int) -> str:
-    return f"following:{{{viewer_id}}}"
+ID_BYTES = 8
+_EMPTY = b"\x00" * ID_BYTES  # keeps an empty set in existence (no user has id 0)
+
+
+def followee_member(user_id: int) -> bytes:
+    return user_id.to_bytes(ID_BYTES, "big")
+
+
+def followees_key(viewer_id: int) -> str:
+    return f"followees:{{{viewer_id}}}"
 
 
 def following_celebs_key(viewer_id: int) -> str:
@@ -45,8 +54,10 @@ class FolloweeSets:
     async def follows(self, viewer_id: int, user_ids: list[int]) -> list[bool] | None:
         """Whether the viewer follows each id, from the cached set; None if it is not cached."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(following_key(viewer_id))
-            pipe.smismember(following_key(viewer_id), user_ids or [0])
+            pipe.exists(followees_key(viewer_id))
+            pipe.smismember(
+                followees_key(viewer_id), [followee_member(u) for u in user_ids] or [_EMPTY]
+            )
             cached, flags = await pipe.execute()
         return [bool(f) for f in flags][: len(user_ids)] if cached else None
 
@@ -61,15 +72,16 @@ class FolloweeSets:
         """Cache the followee set read from the graph, unless a follow changed it since
         `version` was read. True if written."""
         keys = [
-            following_key(viewer_id),
+            followees_key(viewer_id),
             following_celebs_key(viewer_id),
             following_version_key(viewer_id),
         ]
         args: list[EncodableT] = [
             version,
             FOLLOWING_TTL_SECONDS,
+            _EMPTY,
             len(user_ids),
-            *user_ids,
+            *(followee_member(u) for u in user_ids),
             *celebrity_ids,
         ]
         return bool(await self._fill_following(keys=keys, args=args))
@@ -84,5 +96,5 @@ class FolloweeSets:
         async with self._redis.pipeline(transaction=False) as pipe:
             for viewer_id in viewer_ids:
                 pipe.incr(following_version_key(viewer_id))
-                pipe.delete(following_key(viewer_id), following_celebs_key(viewer_id))
+                pipe.delete(followees_key(viewer_id), following_celebs_key(viewer_id))
             await pipe.execute()

@@ -1,5 +1,6 @@
 """A page of 100 tweets with their authors costs a constant number of Redis commands (DataLoaders
-batch the documents and the profiles), counted on the server with MONITOR."""
+batch the documents and the profiles), and a feed page on a cache hit two round trips: counted
+on the server with MONITOR."""
 
 from __future__ import annotations
 
@@ -16,16 +17,19 @@ from settings import Settings
 from storage.accounts import AccountStore, Profile
 from storage.redis_clients import open_redis
 from storage.tweets import Tweet, TweetStore
+from tests.gql import FEED, FOLLOW, gql, sign_up, tweet
 
 START, END = "round-trips-start", "round-trips-end"
 
 
 class CommandLog:
-    """Commands the server runs between ECHO START and ECHO END, from MONITOR."""
+    """Commands clients send between ECHO START and ECHO END, from MONITOR (the commands a
+    script runs are not round trips: they are left out)."""
 
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url)
         self.commands: list[str] = []
+        self.lines: list[str] = []  # whole commands, arguments included
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -41,8 +45,9 @@ class CommandLog:
                     recording = True
                 elif command == f"ECHO {END}":
                     return
-                elif recording:
+                elif recording and entry.get("client_type") != "lua":  # not inside a script
                     self.commands.append(command.split()[0].upper())
+                    self.lines.append(command)
 
     def mark(self, marker: str) -> None:
         self._client.execute_command("ECHO", marker)
@@ -93,3 +98,26 @@ async def test_hundred_tweets_by_hundred_authors_cost_constant_commands(
     assert len(data) == 100
     app_commands = [c for c in commands if c not in {"EVALSHA", "EVAL"}]  # id-lease renewals
     assert app_commands == ["MGET", "MGET"], commands  # tweets, then their authors
+
+
+async def test_a_feed_page_on_a_cache_hit_costs_two_round_trips(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    viewer, _ = await sign_up(client, "reader")
+    for n in range(5):
+        token, author_id = await sign_up(client, f"author{n}")
+        for k in range(5):
+            await tweet(client, token, f"{n}.{k}")
+        await gql(client, FOLLOW, {"id": author_id}, token=viewer)
+    first = await gql(client, FEED, {"first": 20}, token=viewer)  # builds the feed
+    log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
+    log.mark(START)
+    again = await gql(client, FEED, {"first": 20}, token=viewer)
+    log.mark(END)
+    await asyncio.to_thread(log.close)
+    assert again == first and len(again["feed"]["edges"]) == 20
+    authors = {e["node"]["author"]["username"] for e in again["feed"]["edges"]}
+    assert authors == {f"author{n}" for n in range(1, 5)}  # the 20 newest of 25
+    # The feed script (page, follow flags, state), then one MGET: documents, authors, token.
+    app_commands = [line.split()[0].upper() for line in log.lines if "idgen:worker:" not in line]
+    assert app_commands == ["EVALSHA", "MGET"], log.lines
