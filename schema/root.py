@@ -32,6 +32,7 @@ from schema.types import (
     TweetEdge,
     TweetNode,
     User,
+    tweet_nodes,
 )
 
 Ctx = Info[RequestContext, None]
@@ -41,19 +42,19 @@ async def _user_by_id(ctx: RequestContext, user_id: int) -> User:
     profile = await ctx.profiles.load(user_id)
     if profile is None:
         raise NotFound("no such user")
-    return User(profile=profile)
+    return User.of(profile)
 
 
 @strawberry.type
 class Query:
     @strawberry.field(description="The authenticated caller.")
     async def viewer(self, info: Ctx) -> User:
-        return User(profile=await accounts.viewer_profile(info.context))
+        return User.of(await accounts.viewer_profile(info.context))
 
     @strawberry.field(description="Anyone, by username (any case); null if there is no such user.")
     async def user(self, info: Ctx, username: str) -> User | None:
         profile = await accounts.find_by_username(info.context, username)
-        return None if profile is None else User(profile=profile)
+        return None if profile is None else User.of(profile)
 
     @strawberry.field(
         description="Your home feed: your tweets and those of everyone you follow, newest first."
@@ -62,9 +63,10 @@ class Query:
         self, info: Ctx, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> TweetConnection:
         result = await feed.read_feed(info.context, first, parse_feed_cursor(after))
+        nodes = await tweet_nodes(info.context, [item.tweet for item in result.items])
         edges = [
-            TweetEdge(cursor=feed_cursor(item.ref), node=TweetNode(tweet=item.tweet))
-            for item in result.items
+            TweetEdge(cursor=feed_cursor(item.ref), node=node)
+            for item, node in zip(result.items, nodes, strict=True)
         ]
         end = feed_cursor(result.end_cursor) if result.end_cursor else None
         return TweetConnection(
@@ -74,7 +76,7 @@ class Query:
     @strawberry.field(description="A tweet by id; null if there is none or it was deleted.")
     async def tweet(self, info: Ctx, id: strawberry.ID) -> TweetNode | None:
         found = await tweets.visible_tweet(info.context, *parse_tweet_global_id(id))
-        return None if found is None else TweetNode(tweet=found)
+        return None if found is None else (await tweet_nodes(info.context, [found]))[0]
 
     @strawberry.field(
         description="Accounts followed by the people you follow, ranked by how many of them do."
@@ -83,7 +85,7 @@ class Query:
         suggestions = await following.who_to_follow(info.context, first)
         profiles = await info.context.profiles.load_many([s.user_id for s in suggestions])
         return [
-            Suggestion(user=User(profile=profile), mutual_followers=s.mutual_followers)
+            Suggestion(user=User.of(profile), mutual_followers=s.mutual_followers)
             for s, profile in zip(suggestions, profiles, strict=True)
             if profile is not None
         ]
@@ -96,12 +98,12 @@ class Mutation:
         self, info: Ctx, username: str, password: str, display_name: str
     ) -> AuthPayload:
         session = await accounts.sign_up(info.context, username, password, display_name)
-        return AuthPayload(token=session.token, user=User(profile=session.profile))
+        return AuthPayload(token=session.token, user=User.of(session.profile))
 
     @strawberry.mutation(description="Exchange a username and password for a token.")
     async def log_in(self, info: Ctx, username: str, password: str) -> AuthPayload:
         session = await accounts.log_in(info.context, username, password)
-        return AuthPayload(token=session.token, user=User(profile=session.profile))
+        return AuthPayload(token=session.token, user=User.of(session.profile))
 
     @strawberry.mutation(
         description="Invalidate all of your tokens, this one included (log in again after)."
@@ -147,7 +149,7 @@ class Mutation:
     ) -> TweetNode:
         refs = [parse_media_global_id(m) for m in media_ids or []]
         tweet = await tweets.create_tweet(info.context, text, refs, idempotency_key)
-        return TweetNode(tweet=tweet)
+        return (await tweet_nodes(info.context, [tweet]))[0]
 
     @strawberry.mutation(description="Delete your tweet (idempotent); returns its id.")
     async def delete_tweet(self, info: Ctx, id: strawberry.ID) -> strawberry.ID:
@@ -172,4 +174,5 @@ class Subscription:
                     tweet_id=strawberry.ID(tweet_global_id(ref.author_id, ref.tweet_id))
                 )
             else:
-                yield FeedTweet(cursor=feed_cursor(update.ref), tweet=TweetNode(tweet=update.tweet))
+                [node] = await tweet_nodes(info.context, [update.tweet])
+                yield FeedTweet(cursor=feed_cursor(update.ref), tweet=node)

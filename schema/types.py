@@ -48,23 +48,24 @@ class UserConnection:
 
 @strawberry.type(description="An account. Counts are kept up to date by every follow/unfollow.")
 class User:
+    """Plain fields are filled when the object is made (no resolver runs for them); the
+    counts, follow state and lists are fetched, batched, only when asked for."""
+
+    id: strawberry.ID
+    username: str
+    display_name: str
+    created_at: datetime
     profile: strawberry.Private[PublicProfile]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(user_global_id(self.profile.user_id))
-
-    @strawberry.field
-    def username(self) -> str:
-        return self.profile.username
-
-    @strawberry.field
-    def display_name(self) -> str:
-        return self.profile.display_name
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return datetime.fromtimestamp(self.profile.created_at_ms / 1000, tz=UTC)
+    @classmethod
+    def of(cls, profile: PublicProfile) -> User:
+        return cls(
+            id=strawberry.ID(user_global_id(profile.user_id)),
+            username=profile.username,
+            display_name=profile.display_name,
+            created_at=datetime.fromtimestamp(profile.created_at_ms / 1000, tz=UTC),
+            profile=profile,
+        )
 
     @strawberry.field
     async def followers_count(self, info: Info[RequestContext, None]) -> int:
@@ -88,8 +89,10 @@ class User:
         found, page = await tweets.timeline(
             info.context, self.profile.user_id, first, parse_timeline_cursor(after)
         )
+        author = User.of(self.profile)
         edges = [
-            TweetEdge(cursor=timeline_cursor(t.tweet_id), node=TweetNode(tweet=t)) for t in found
+            TweetEdge(cursor=timeline_cursor(t.tweet_id), node=TweetNode.of(t, author))
+            for t in found
         ]
         end_cursor = timeline_cursor(page.tweet_ids[-1]) if page.tweet_ids else None
         return TweetConnection(
@@ -118,63 +121,51 @@ class User:
 
 @strawberry.type(description="An image attached to a tweet, served through the CDN.")
 class Media:
-    item: strawberry.Private[MediaItem]
-    author_id: strawberry.Private[int]
+    id: strawberry.ID
+    url: str
+    width: int
+    height: int
+    content_type: str
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(media_global_id(self.author_id, self.item.media_id))
-
-    @strawberry.field
-    def url(self) -> str:
-        return self.item.url
-
-    @strawberry.field
-    def width(self) -> int:
-        return self.item.width
-
-    @strawberry.field
-    def height(self) -> int:
-        return self.item.height
-
-    @strawberry.field
-    def content_type(self) -> str:
-        return self.item.content_type
+    @classmethod
+    def of(cls, item: MediaItem, author_id: int) -> Media:
+        return cls(
+            id=strawberry.ID(media_global_id(author_id, item.media_id)),
+            url=item.url,
+            width=item.width,
+            height=item.height,
+            content_type=item.content_type,
+        )
 
 
 @strawberry.type(name="Tweet")
 class TweetNode:
-    tweet: strawberry.Private[Tweet]
+    """Every field is filled when the object is made, its author included (the callers have
+    the profiles already, fetched in one batch per page): no resolver runs per tweet."""
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(tweet_global_id(self.tweet.author_id, self.tweet.tweet_id))
+    id: strawberry.ID
+    text: str
+    created_at: datetime
+    mentions: list[str] = strawberry.field(
+        description="Usernames mentioned with @, in order, each once."
+    )
+    hashtags: list[str] = strawberry.field(
+        description="Hashtags without the #, in order, each once."
+    )
+    media: list[Media]
+    author: User
 
-    @strawberry.field
-    def text(self) -> str:
-        return self.tweet.text
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return datetime.fromtimestamp(self.tweet.created_at_ms / 1000, tz=UTC)
-
-    @strawberry.field(description="Usernames mentioned with @, in order, each once.")
-    def mentions(self) -> list[str]:
-        return list(self.tweet.mentions)
-
-    @strawberry.field(description="Hashtags without the #, in order, each once.")
-    def hashtags(self) -> list[str]:
-        return list(self.tweet.hashtags)
-
-    @strawberry.field
-    def media(self) -> list[Media]:
-        return [Media(item=item, author_id=self.tweet.author_id) for item in self.tweet.media]
-
-    @strawberry.field
-    async def author(self, info: Info[RequestContext, None]) -> User:
-        profile = await info.context.profiles.load(self.tweet.author_id)
-        assert profile is not None  # accounts are never deleted while their tweets exist
-        return User(profile=profile)
+    @classmethod
+    def of(cls, tweet: Tweet, author: User) -> TweetNode:
+        return cls(
+            id=strawberry.ID(tweet_global_id(tweet.author_id, tweet.tweet_id)),
+            text=tweet.text,
+            created_at=datetime.fromtimestamp(tweet.created_at_ms / 1000, tz=UTC),
+            mentions=list(tweet.mentions),
+            hashtags=list(tweet.hashtags),
+            media=[Media.of(item, tweet.author_id) for item in tweet.media],
+            author=author,
+        )
 
 
 @strawberry.type
@@ -225,7 +216,7 @@ async def user_connection(
     edges = [
         UserEdge(
             cursor=edge_cursor(edge.cursor),
-            node=User(profile=node),
+            node=User.of(node),
             followed_at=datetime.fromtimestamp(edge.followed_at_ms / 1000, tz=UTC),
         )
         for edge, node in zip(page.edges, profiles, strict=True)
@@ -249,3 +240,14 @@ class TweetDeleted:
 
 
 FeedUpdate = Annotated[FeedTweet | TweetDeleted, strawberry.union("FeedUpdate")]
+
+
+async def tweet_nodes(ctx: RequestContext, found: list[Tweet]) -> list[TweetNode]:
+    """Nodes for tweets by any authors, the authors' profiles fetched in one batch (from this
+    request's loader, which a page read may have filled already)."""
+    profiles = await ctx.profiles.load_many([t.author_id for t in found])
+    nodes = []
+    for tweet, profile in zip(found, profiles, strict=True):
+        assert profile is not None  # accounts are never deleted while their tweets exist
+        nodes.append(TweetNode.of(tweet, User.of(profile)))
+    return nodes
