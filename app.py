@@ -31,8 +31,10 @@ from resolvers.context import RequestContext, request_token
 from schema.build import build_schema
 from settings import Settings
 from web.body_limit import BodyLimit
+from web.cache_policy import CachePolicy
 from web.graphql_http import GraphQLOverHTTP
 from web.graphql_ws import TransportWSHandler, accept_socket, refuse_subprotocol
+from web.persisted_queries import PersistedQueries
 from web.uploads import put_upload
 from wiring import open_services
 
@@ -134,6 +136,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        persisted_queries=PersistedQueries.bounded(
+            settings.apq_cache_size,
+            settings.apq_cache_bytes,
+            max_query_bytes=settings.max_query_bytes,
+        ),
+        public_cache_seconds=settings.public_cache_seconds,
     )
 
     @contextlib.asynccontextmanager
@@ -156,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             *cors(settings),
+            Middleware(CachePolicy, path="/graphql"),
             Middleware(BodyLimit, path="/graphql", max_bytes=settings.max_body_bytes),
         ],
         lifespan=lifespan,

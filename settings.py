@@ -160,6 +160,14 @@ class Settings:
     max_graph_calls_per_request: int = 4  # graph calls one operation may have in flight
     max_ws_connections_per_user: int = 5  # over all API processes
 
+    # HTTP caching: an anonymous GET of a query that succeeded may be kept by shared caches
+    # (nginx's micro-cache) this long (0: never; everything else is always no-store)
+    public_cache_seconds: int = 5
+    # Automatic persisted queries: operation texts kept per API process, by count and bytes
+    # (APQ_CACHE_SIZE=0 turns persisted queries off: clients are told they are not supported)
+    apq_cache_size: int = 1000
+    apq_cache_bytes: int = 8 * 1024 * 1024
+
     # Rate limits: "N/S" = at most N in any S seconds (sliding window, kept in the feed Redis)
     rate_tweets: str = "30/60"  # per user
     rate_follows: str = "60/60"  # per user, follows and unfollows together
@@ -188,6 +196,9 @@ class Settings:
                 "JWT_SECRET: set a secret of your own (32+ characters); the published "
                 "development secret is accepted only with APP_ENV=development"
             )
+        for name in ("public_cache_seconds", "apq_cache_size", "apq_cache_bytes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name.upper()} must not be negative")
         for name in (f.name for f in fields(self) if f.name.startswith("rate_")):
             try:
                 parse_rate(getattr(self, name))

@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from devstack.nginx import TEMPLATE, placeholders, render
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,4 +46,15 @@ def test_production_stack_has_its_parts() -> None:
     assert expected <= set(services)
     assert services["app"]["deploy"]["replicas"] >= 2
     assert "noeviction" in services["redis"]["command"]
-    assert (ROOT / "deploy" / "nginx.conf").exists()
+
+
+def test_nginx_gets_the_shipped_template_and_every_value_it_needs() -> None:
+    """The image renders /etc/nginx/templates/*.template with envsubst, which leaves a
+    placeholder it has no variable for as it is: every one must be set on the service."""
+    nginx = compose()["services"]["nginx"]
+    mount = f"./{TEMPLATE.relative_to(ROOT)}:/etc/nginx/templates/{TEMPLATE.name}:ro"
+    assert mount in nginx["volumes"]
+    needed = placeholders(TEMPLATE.read_text())
+    assert needed == set(nginx["environment"]), needed ^ set(nginx["environment"])
+    rendered = render(TEMPLATE.read_text(), nginx["environment"])
+    assert "server app:8000 resolve;" in rendered and "${" not in rendered

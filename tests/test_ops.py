@@ -44,7 +44,7 @@ async def test_metrics_are_for_the_operator_only(settings: Settings) -> None:
 
 
 def test_public_nginx_server_does_not_forward_metrics() -> None:
-    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    conf = (ROOT / "deploy" / "nginx" / "default.conf.template").read_text()
     public = conf[conf.index("server {") :]
     assert re.search(r"location\s+(\^~|=)\s*/metrics\s*\{\s*return\s+404;", public), public
 

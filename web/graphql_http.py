@@ -9,12 +9,16 @@ mutation over GET and plain-text bodies for HTTP-level errors. Here:
   validate, or the variables did not coerce: nothing executed) gets a 4xx (5xx if a backend
   failed) and a body without `data`; `application/json` keeps answering 200 with `data: null`,
   as existing clients expect;
-- a mutation over GET is refused with 405 and `Allow: POST`;
-- every HTTP-level error is a GraphQL response whose error carries `extensions.code`.
+- a mutation over GET is refused with 405 and `Allow: POST`; a subscription over HTTP with 400
+  (they are served over WebSocket: no HTTP streaming transport is on), so GET runs queries only;
+- every HTTP-level error is a GraphQL response whose error carries `extensions.code`;
+- automatic persisted queries (web/persisted_queries.py) are resolved before the schema runs;
+- a successful anonymous GET is marked publicly cacheable (web/cache_policy.py has the rule).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -25,24 +29,47 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.types import QueryParams
+from strawberry.schema.base import BaseSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
+
+from web.cache_policy import anonymous_get, public_cache_control
+from web.persisted_queries import PersistedQueries, PersistedQueryError
 
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 # On equal preference the first wins: `*/*` and a missing Accept mean application/json.
 RESPONSE_MEDIA_TYPES = (JSON, GRAPHQL_RESPONSE_JSON)
 SERVER_ERROR_STATUS = {"INTERNAL_SERVER_ERROR": 500, "SERVICE_UNAVAILABLE": 503}
+# What each method may run: GET only reads (so its answer may be cached); subscriptions are for
+# the WebSocket transport.
+HTTP_OPERATIONS = {
+    "GET": frozenset({OperationType.QUERY}),
+    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
+}
+NO_PERSISTED_QUERIES = PersistedQueries(None, max_query_bytes=0)
 
 
 class HTTPError(HTTPException):
-    """An HTTP-level refusal that needs response headers (405 needs `Allow`)."""
+    """An HTTP-level refusal that needs response headers (405 needs `Allow`) or an error code
+    other than its status's name (an APQ refusal: `PERSISTED_QUERY_NOT_FOUND` with 200)."""
 
-    def __init__(self, status_code: int, reason: str, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        reason: str,
+        headers: Mapping[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(status_code, reason)
-        self.headers = dict(headers)
+        self.headers = dict(headers or {})
+        self.code = code
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -114,8 +141,11 @@ def request_error_status(response: GraphQLHTTPResponse) -> int:
 def error_response(exc: HTTPException, media_type: str) -> Response:
     """An HTTP-level refusal as a GraphQL response with a coded error (no `data`: nothing ran)."""
     code = HTTPStatus(exc.status_code).name
+    headers: dict[str, str] = {}
+    if isinstance(exc, HTTPError):
+        code = exc.code or code
+        headers = dict(exc.headers)
     body = {"errors": [{"message": exc.reason, "extensions": {"code": code}}]}
-    headers = dict(exc.headers) if isinstance(exc, HTTPError) else {}
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         headers.setdefault("Allow", "GET, POST")  # Strawberry's own 405 (e.g. HEAD) names none
     response = JSONResponse(body, exc.status_code, headers=headers, media_type=media_type)
@@ -128,7 +158,20 @@ RootValue = TypeVar("RootValue")
 
 
 class GraphQLOverHTTP(GraphQL[Context, RootValue]):
-    """Strawberry's ASGI view with the spec's media types, status codes and GET rules."""
+    """Strawberry's ASGI view with the spec's media types, status codes and GET rules, automatic
+    persisted queries, and public caching of anonymous GET results."""
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        persisted_queries: PersistedQueries = NO_PERSISTED_QUERIES,
+        public_cache_seconds: int = 0,
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, **options)
+        self.persisted_queries = persisted_queries
+        self.public_cache_seconds = public_cache_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but HTTP-level errors are coded GraphQL responses, not plain text."""
@@ -159,22 +202,74 @@ class GraphQLOverHTTP(GraphQL[Context, RootValue]):
             )
         return await super().parse_http_body(request)
 
-    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        """A mutation over GET is a wrong method (405 with Allow), not a bad request (400)."""
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """A GET carrying only a persisted-query hash (no `query`) is an operation, not a
+        browser asking for the explorer."""
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        """As Strawberry's, but a parameter that is not JSON is named in the 400."""
+        parsed: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            raw = parsed.get(name)
+            if isinstance(raw, str) and raw:  # empty: left for the type check (400 too)
+                try:
+                    parsed[name] = self.decode_json(raw)
+                except json.JSONDecodeError:
+                    raise HTTPException(
+                        HTTPStatus.BAD_REQUEST, f"The `{name}` parameter is not valid JSON"
+                    ) from None
+        return parsed
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: RootValue | None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, with a persisted query resolved first (and kept once it validated), the
+        operations each method may run (a mutation over GET is a wrong method: 405 with Allow),
+        and a successful anonymous GET marked publicly cacheable."""
+        method = request_adapter.method
         try:
-            return await super().execute_single(*args, **kwargs)
-        except HTTPException as exc:
-            cause = exc.__cause__
-            if (
-                isinstance(cause, InvalidOperationTypeError)
-                and cause.operation_type == OperationType.MUTATION
-            ):
-                raise HTTPError(
-                    HTTPStatus.METHOD_NOT_ALLOWED,
-                    "Mutations are not allowed over GET; use POST.",
-                    {"Allow": "POST"},
-                ) from cause
-            raise
+            query, registration = self.persisted_queries.resolve(
+                request_data.query, request_data.extensions
+            )
+        except PersistedQueryError as exc:
+            raise HTTPError(exc.status, exc.message, code=exc.code) from exc
+        try:
+            result = await self.schema.execute(
+                query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=HTTP_OPERATIONS.get(method, frozenset()),
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(HTTPStatus.BAD_REQUEST, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            raise _wrong_operation(exc, method) from exc
+        except MissingQueryError as exc:
+            raise HTTPException(
+                HTTPStatus.BAD_REQUEST, "No GraphQL query found in the request"
+            ) from exc
+        if registration is not None and not isinstance(result, PreExecutionError):
+            self.persisted_queries.register(registration)  # it parsed and validated
+        if (
+            self.public_cache_seconds > 0
+            and anonymous_get(method, request.headers)
+            and result.data is not None
+            and not result.errors
+        ):
+            sub_response.headers["cache-control"] = public_cache_control(self.public_cache_seconds)
+        return result
 
     def create_response(
         self,
@@ -196,3 +291,19 @@ class GraphQLOverHTTP(GraphQL[Context, RootValue]):
         response.headers["content-type"] = media_type
         response.headers.add_vary_header("Accept")
         return response
+
+
+def _wrong_operation(exc: InvalidOperationTypeError, method: str) -> HTTPException:
+    """A mutation over GET: 405, POST would do. A subscription: 400, HTTP will not do."""
+    if exc.operation_type == OperationType.MUTATION:
+        return HTTPError(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            "Mutations are not allowed over GET; use POST.",
+            {"Allow": "POST"},
+        )
+    if exc.operation_type == OperationType.SUBSCRIPTION:
+        return HTTPException(
+            HTTPStatus.BAD_REQUEST,
+            "Subscriptions are served over WebSocket (graphql-transport-ws), not over HTTP.",
+        )
+    return HTTPException(HTTPStatus.BAD_REQUEST, exc.as_http_error_reason(method))
