@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import multiprocessing
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from ops.health import healthz
+from ops.lifeline import die_with_parent
 from ops.metrics import Metrics, MetricsMiddleware
 from resolvers.context import RequestContext, request_token
 from schema.build import build_schema
@@ -117,7 +119,16 @@ def local_media_routes(settings: Settings) -> list[Route | Mount]:
     ]
 
 
+def die_with_launcher() -> None:
+    """An API process spawned by uvicorn's supervisor (WEB_CONCURRENCY > 1) stops with it,
+    even when the supervisor is killed outright."""
+    launcher = multiprocessing.parent_process()
+    if launcher is not None and launcher.pid is not None:
+        die_with_parent(launcher.pid)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
+    die_with_launcher()
     settings = settings or Settings.from_env()
     metrics = Metrics()
     schema = build_schema(

@@ -69,6 +69,8 @@ class Settings:
     app_env: str = "production"
     host: str = "127.0.0.1"
     port: int = 8000
+    # API worker processes behind the port (uvicorn --workers); 0: one per core, at most 4.
+    web_concurrency: int = 0
     graphiql_enabled: bool = True
     introspection_enabled: bool = True
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
@@ -181,6 +183,10 @@ class Settings:
     rate_media_uploads: str = "30/60"  # createMediaUpload per user
 
     def __post_init__(self) -> None:
+        if self.web_concurrency < 0:
+            raise SettingsError(
+                f"WEB_CONCURRENCY: expected 0 (auto) or more: {self.web_concurrency}"
+            )
         if self.graph_backend not in {"falkordb", "neo4j"}:
             raise SettingsError(
                 f"GRAPH_BACKEND: expected falkordb or neo4j, not {self.graph_backend!r}"

@@ -7,10 +7,13 @@ so the WebSocket message cap and the trusted proxies cannot drift between them:
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from settings import Settings, SettingsError
 
@@ -34,20 +37,43 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+MAX_AUTO_WORKERS = 4
+
+
+def worker_processes(settings: Settings) -> int:
+    """WEB_CONCURRENCY, or (0) one API process per core, at most MAX_AUTO_WORKERS: one Python
+    process uses one core, and a feed read is CPU-bound in the API."""
+    return settings.web_concurrency or min(MAX_AUTO_WORKERS, os.cpu_count() or 1)
+
+
+def serve(settings: Settings) -> int:
+    """Serve until stopped; the exit status is uvicorn's STARTUP_FAILURE (3) if the app could
+    not start, in any worker process (uvicorn's own multi-process supervisor exits 0 then)."""
+    config = uvicorn.Config(
+        "app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=worker_processes(settings),
+        **uvicorn_options(settings),
+    )
+    if config.workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        return 0 if server.started else STARTUP_FAILURE
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    failed = any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
+
+
 def main() -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"api: bad setting: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        "app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        **uvicorn_options(settings),
-    )
-    return 0
+    return serve(settings)
 
 
 if __name__ == "__main__":
