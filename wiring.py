@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -150,48 +150,63 @@ def open_jobs(settings: Settings) -> Jobs:
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
     """Connect to every backend, set up the graph schema and the media bucket, lease an id
-    worker, subscribe to tweet invalidations; undo all on exit."""
-    stores = open_stores(settings)
-    jobs = open_jobs(settings)
-    ids = IdGenerator(stores.documents)
-    cache = TweetCache(
-        max_entries=settings.tweet_cache_size, ttl_seconds=settings.tweet_cache_ttl_seconds
-    )
-    celebrities = CelebrityTimelines(
-        stores.tweets,
-        per_celebrity=CELEBRITY_RECENT,
-        refresh_seconds=settings.celebrity_refresh_seconds,
-    )
-    live = LiveHub(
-        stores.feed_redis,
-        Presence(stores.feed_redis),
-        celebrities,
-        presence_ttl_seconds=settings.presence_ttl_seconds,
-        max_per_user=settings.max_ws_connections_per_user,
-    )
-    metrics.fanout_stats = stores.stats
-    subscribed = asyncio.Event()
-    listener = asyncio.create_task(listen_for_invalidations(stores.documents, cache, subscribed))
-    try:
+    worker, subscribe to tweet invalidations; undo all on exit, in reverse, whatever failed
+    (a backend that is gone must not keep the others open)."""
+    async with contextlib.AsyncExitStack() as undo:
+        stores = open_stores(settings)
+        undo.push_async_callback(_logged(stores.close))
+        jobs = open_jobs(settings)
+        undo.push_async_callback(_logged(asyncio.to_thread, jobs.close))
+        cache = TweetCache(
+            max_entries=settings.tweet_cache_size, ttl_seconds=settings.tweet_cache_ttl_seconds
+        )
+        subscribed = asyncio.Event()
+        listener = asyncio.create_task(
+            listen_for_invalidations(stores.documents, cache, subscribed)
+        )
+        undo.push_async_callback(_cancel, listener)
         await stores.graph.ensure_schema()
         if isinstance(stores.media.objects, S3ObjectStore):
             await stores.media.objects.ensure_bucket()
+        ids = IdGenerator(stores.documents)
         await ids.start()
+        undo.push_async_callback(_logged(ids.stop))
         async with asyncio.timeout(settings.redis_timeout_seconds * 5):
             await subscribed.wait()
+        celebrities = CelebrityTimelines(
+            stores.tweets,
+            per_celebrity=CELEBRITY_RECENT,
+            refresh_seconds=settings.celebrity_refresh_seconds,
+        )
+        live = LiveHub(
+            stores.feed_redis,
+            Presence(stores.feed_redis),
+            celebrities,
+            presence_ttl_seconds=settings.presence_ttl_seconds,
+            max_per_user=settings.max_ws_connections_per_user,
+        )
         await live.start()
+        undo.push_async_callback(_logged(live.stop))
+        metrics.fanout_stats = stores.stats
         yield _api_services(settings, stores, jobs, ids, cache, celebrities, live, metrics)
-    finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
-        # Shutting down with a backend gone must still release everything else.
-        for step in (live.stop, ids.stop, stores.close):
-            try:
-                await step()
-            except Exception:
-                log.warning("shutdown step %s failed", step.__qualname__, exc_info=True)
-        jobs.close()
+
+
+def _logged(step: Callable[..., Awaitable[object]], *args: object) -> Callable[[], Awaitable[None]]:
+    """`step(*args)` as a shutdown step whose failure is logged, not raised."""
+
+    async def run() -> None:
+        try:
+            await step(*args)
+        except Exception:
+            log.warning("shutdown step %s failed", step.__qualname__, exc_info=True)
+
+    return run
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _api_services(

@@ -1,4 +1,4 @@
-"""The Dramatiq broker, built from settings, with the async-actor middleware and our actors."""
+"""The Dramatiq broker, built from settings, with the async-actor middleware."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Operations endpoints: health and Prometheus metrics."""
+"""Operations: /healthz, Prometheus metrics, and process lifelines (what dies with what)."""

@@ -74,6 +74,7 @@ class RequestContext:
     connection_params: dict[str, object] | None = None
     connection_slot: str | None = None  # this WebSocket's count against the per-user cap
     _viewer_id: int | None = field(default=None, init=False)
+    _claims: tuple[str | None, Claims] | None = field(default=None, init=False)
     _loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict, init=False)
 
     def _loader(self, name: str, load: Callable[[list[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
@@ -129,8 +130,11 @@ class RequestContext:
         return self._viewer_id if self._viewer_id is not None else self.claims().user_id
 
     def claims(self) -> Claims:
-        """The token's verified claims, or BadCredentials."""
-        return self.services.accounts.claims(self.token)
+        """The token's verified claims (signature, expiry), or BadCredentials; decoded once per
+        context (the cost limit, the feed and the token check all ask)."""
+        if self._claims is None or self._claims[0] != self.token:
+            self._claims = (self.token, self.services.accounts.claims(self.token))
+        return self._claims[1]
 
     async def viewer_id(self, *, fresh: bool = False) -> int:
         """The authenticated caller's id, or BadCredentials (UNAUTHENTICATED). `fresh` checks

@@ -52,7 +52,7 @@ class ServiceUnavailable(ApiError):
 
 
 _BACKEND_DOWN = (GraphUnavailable, *REDIS_UNAVAILABLE)
-# Most specific first: a media refusal is also InvalidInput or NotFound.
+# What each kind of refusal is called in GraphQL; a media refusal is also one of these kinds.
 _DOMAIN_CODES: list[tuple[type[domain.DomainError], str]] = [
     (domain.InvalidInput, BadUserInput.code),
     (domain.NotPermitted, Forbidden.code),
@@ -72,8 +72,10 @@ def _domain_message(error: domain.DomainError) -> str:
     return f"media {media_global_id(error.owner_id, error.media_id)} {error.reason}"
 
 
-def _domain_code(error: domain.DomainError) -> str:
-    return next(code for kind, code in _DOMAIN_CODES if isinstance(error, kind))
+def domain_code(error: domain.DomainError) -> str | None:
+    """The GraphQL code of a domain refusal; None for a kind with no code (a bug: it is then
+    masked as unexpected)."""
+    return next((code for kind, code in _DOMAIN_CODES if isinstance(error, kind)), None)
 
 
 def coded(error: GraphQLError) -> GraphQLError:
@@ -88,9 +90,8 @@ def coded(error: GraphQLError) -> GraphQLError:
         code, message, extensions = "BAD_USER_INPUT", error.message, {}
     elif isinstance(original, ApiError):
         code, message, extensions = original.code, str(original), original.extensions
-    elif isinstance(original, domain.DomainError):
-        code, message = _domain_code(original), _domain_message(original)
-        extensions = original.details
+    elif isinstance(original, domain.DomainError) and (known := domain_code(original)):
+        code, message, extensions = known, _domain_message(original), original.details
     elif isinstance(original, _BACKEND_DOWN):
         log.warning("backend unavailable: %r", original)
         code, message, extensions = "SERVICE_UNAVAILABLE", "A backing service is unavailable.", {}

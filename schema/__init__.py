@@ -1,1 +1,1 @@
-"""The GraphQL schema: types, roots, ids, errors and limits (no I/O here)."""
+"""The GraphQL schema: types, roots and the limits checked before execution (no I/O here)."""

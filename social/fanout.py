@@ -25,7 +25,8 @@ STORE_WAIT_TRIES = 5
 
 
 class TweetNotStoredYet(Exception):
-    """The tweet's document is not there (yet): retried briefly, then the job is dropped."""
+    """The tweet's document is not there (yet): the job is retried briefly (its actor's
+    retries), then given up: a tweet whose fan-out was queued but that was never stored."""
 
 
 class FollowStateMoved(Exception):

@@ -9,6 +9,7 @@ being behind never shows. Live updates pass the same rules.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -81,10 +82,10 @@ class Followees:
     async def check(self, authors: list[int]) -> set[int]:
         """The subset of `authors` the viewer follows; asks only about those not learnt."""
         unknown = [a for a in authors if a not in self._known]
-        followed = {a for a in authors if a in self._followed}
         if unknown:
-            followed |= await self._ask(unknown)
-        return followed
+            self._followed |= await self._ask(unknown)
+            self._known.update(unknown)
+        return {a for a in authors if a in self._followed}
 
 
 class RefSource:
@@ -191,7 +192,8 @@ class HomeFeed:
 
     async def open_live(self, viewer: int) -> list[int]:
         """Make sure the viewer has a feed (fan-out publishes live events only where feeds
-        are) and return the celebrities they follow, whose tweets reach them from this process."""
+        are) and return the celebrities they follow, whose tweets reach them from this process.
+        The viewer must be authenticated: this may rebuild the feed."""
         page = await self._feeds.page(viewer, 1, None)
         view = await self.followees(viewer, page.celebrities)
         await self._source(viewer, view, page, None)
@@ -205,10 +207,23 @@ class HomeFeed:
         return [item for item in reversed(page.items) if item.ref > after]
 
     async def live_item(self, viewer: int, ref: FeedRef, load: LoadTweets) -> FeedItem | None:
-        """The new entry `ref` as the viewer's feed would show it now, or None if hidden."""
-        view = await self.followees(viewer, None)
-        found = await self.visible(viewer, view, [ref], load)
+        """The new entry `ref` as the viewer's feed would show it now, or None if hidden. The
+        viewer must be authenticated (a miss fills nothing: one cheap lookup per event)."""
+        followed = await self._ask_follows(viewer, visibility.authors_to_check(viewer, [ref]))
+        allowed = visibility.allowed_refs(viewer, [ref], followed)
+        found = visibility.visible(
+            allowed, await load([(r.author_id, r.tweet_id) for r in allowed])
+        )
         return FeedItem(ref, found[ref]) if ref in found else None
+
+    async def _ask_follows(self, viewer: int, authors: list[int]) -> set[int]:
+        """Which of `authors` the viewer follows: the followee-set cache, else the graph."""
+        if not authors:
+            return set()
+        flags = await self._followee_sets.follows(viewer, authors)
+        if flags is None:  # not cached (or evicted meanwhile): ask the graph
+            return await self._graph.following_among(viewer, authors)
+        return {a for a, followed in zip(authors, flags, strict=True) if followed}
 
     async def followees(
         self, viewer: int, cached_celebrities: list[int] | None, version: str | None = None
@@ -220,14 +235,9 @@ class HomeFeed:
         if version is None:
             version = await sets.following_version(viewer)
         if cached_celebrities is not None:
-
-            async def ask_cache(authors: list[int]) -> set[int]:
-                flags = await sets.follows(viewer, authors)
-                if flags is None:  # evicted meanwhile: ask the graph
-                    return await self._graph.following_among(viewer, authors)
-                return {a for a, followed in zip(authors, flags, strict=True) if followed}
-
-            return Followees(cached_celebrities, ask_cache, version)
+            return Followees(
+                cached_celebrities, functools.partial(self._ask_follows, viewer), version
+            )
         rows = await self._graph.followee_ids(viewer)
         followed = {user_id for user_id, _ in rows}
         celebrities = sorted(user_id for user_id, celebrity in rows if celebrity)

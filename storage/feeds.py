@@ -145,17 +145,12 @@ class FeedCache:
         """Add refs to the viewer's feed if it exists (a follow). False if there is no feed."""
         return await self._merge_refs(viewer_id, refs, finish=False)
 
-    async def drop_refs(
-        self, viewer_id: int, refs: list[FeedRef], following_version: str | None = None
-    ) -> None:
-        """Remove entries a read found invisible (deleted, or by someone no longer followed).
-        With `following_version` (read before the follow state the read judged by), only if no
-        follow or unfollow happened since: a re-follow may have merged them back meanwhile."""
+    async def drop_refs(self, viewer_id: int, refs: list[FeedRef], following_version: str) -> None:
+        """Remove entries a read found invisible (deleted, or by someone no longer followed),
+        only if no follow or unfollow happened since `following_version` was read (before the
+        follow state the read judged by): a re-follow may have merged them back meanwhile."""
         members = [r.member() for r in refs]
-        if following_version is None:
-            await self.client.zrem(feed_key(viewer_id), *members)
-        else:
-            await self._if_unchanged(self._drop_if_unchanged, viewer_id, following_version, members)
+        await self._if_unchanged(self._drop_if_unchanged, viewer_id, following_version, members)
 
     async def unmerge_from_feed(
         self, viewer_id: int, author_id: int, following_version: str

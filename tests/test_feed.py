@@ -20,6 +20,8 @@ from tests.gql import (
     DELETE_TWEET,
     FEED,
     FOLLOW,
+    LOG_IN,
+    PASSWORD,
     UNFOLLOW,
     gql,
     gql_error,
@@ -272,3 +274,32 @@ async def test_refollow_while_a_read_drops_hidden_entries_keeps_the_tweets(
     pause.resume()
     assert await read == []  # what ann followed when she asked
     assert await read_feed(client, u["ann"][0]) == ["bob's"]
+
+
+@pytest.mark.parametrize("lost", ["revoked", "no account"])
+async def test_a_token_that_no_longer_holds_reads_nothing_and_writes_nothing(
+    client: httpx.AsyncClient, settings: Settings, feeds: FeedCache, lost: str
+) -> None:
+    """The feed confirms the token with the page's documents (same round trip); nothing is
+    written for the viewer before that: no clean-up, no TTL refresh, no followee cache."""
+    u = await users(client, "ann", "bob")
+    ann = parse_user_global_id(u["ann"][1])
+    await tweet(client, u["bob"][0], "kept")
+    doomed = await tweet(client, u["bob"][0], "doomed")
+    await gql(client, FOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])
+    assert await read_feed(client, u["ann"][0]) == ["doomed", "kept"]  # built
+    await gql(client, DELETE_TWEET, {"id": doomed["id"]}, token=u["bob"][0])  # no worker runs
+    if lost == "revoked":
+        again = await gql(client, LOG_IN, {"username": "ann", "password": PASSWORD})
+        await gql(client, "mutation { logOutEverywhere }", token=again["logIn"]["token"])
+    else:
+        await feeds.client.delete(f"user:{{{ann}}}")
+    await feeds.client.expire(feed_key(ann), 100)
+    await feeds.client.delete(f"followees:{{{ann}}}", f"following_celebs:{{{ann}}}")
+    before = await feeds.members(ann)
+
+    code, _ = await gql_error(client, FEED, {"first": 20}, token=u["ann"][0])
+    assert code == "UNAUTHENTICATED"
+    assert await feeds.members(ann) == before  # the deleted tweet's entry was not reclaimed
+    assert 0 < await feeds.client.ttl(feed_key(ann)) <= 100  # nor the feed's life extended
+    assert not await feeds.client.exists(f"followees:{{{ann}}}", f"following_celebs:{{{ann}}}")

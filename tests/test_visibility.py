@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from social import visibility
 from social.fanout_plan import batches, celebrity_flag
-from social.feed import FeedItem
+from social.feed import FeedItem, Followees
 from storage.feed_builder import merge_newest
-from storage.feeds import FeedRef
+from storage.feeds import FeedPage, FeedRef
 from storage.tweets import Tweet
 
 VIEWER, FOLLOWED, STRANGER = 1, 2, 3
@@ -74,3 +76,30 @@ def test_celebrity_flag_has_hysteresis() -> None:
     assert celebrity_flag(90, flagged=True, threshold=100, hysteresis=0.9)
     assert not celebrity_flag(89, flagged=True, threshold=100, hysteresis=0.9)
     assert batches([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+
+
+async def test_follow_state_is_learnt_from_pages_and_asked_once_for_the_rest() -> None:
+    asked: list[list[int]] = []
+
+    async def ask(authors: list[int]) -> set[int]:
+        asked.append(authors)
+        return {a for a in authors if a % 2 == 0}
+
+    view = Followees(celebrities=[100], ask=ask, version="3")
+    page = FeedPage(
+        refs=[FeedRef(9, 2), FeedRef(8, 3)],
+        complete=True,
+        exhausted=False,
+        ttl_seconds=60,
+        celebrities=[100],
+        following_version="3",
+        followed=frozenset({2}),
+    )
+    view.learn(page)
+    assert await view.check([2, 3, 100]) == {2, 100}  # from the page and the celebrity set
+    assert asked == []
+    assert await view.check([3, 4, 5]) == {4}
+    assert await view.check([4, 5]) == {4}  # remembered
+    assert asked == [[4, 5]]
+    view.learn(replace(page, followed=None))  # the followee set was gone: nothing learnt
+    assert await view.check([6]) == {6} and asked[-1] == [6]
