@@ -92,6 +92,7 @@ class Settings:
     documents_redis_cluster: bool = False  # true: the URL names one node of a Redis Cluster
     broker_redis_url: str = "redis://127.0.0.1:6379/0"
     feed_redis_url: str = "redis://127.0.0.1:6379/0"  # evictable: feeds carry a TTL
+    feed_redis_cluster: bool = False  # true: FEED_REDIS_URL names one node of a Redis Cluster
     redis_timeout_seconds: float = 2.0
 
     # Jobs (Dramatiq): when a silent worker counts as dead, and how often queues are checked for

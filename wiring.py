@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-import redis.asyncio as aioredis
-
 from auth.passwords import PasswordHasher
 from auth.tokens import TokenIssuer
 from fanout.actors import Actors, declare_actors
@@ -49,7 +47,7 @@ from storage.page_documents import PageDocumentReader
 from storage.presence import Presence
 from storage.rate_limits import RateLimiter
 from storage.rebuild_locks import RebuildLocks
-from storage.redis_clients import DocumentsRedis, open_feed_redis, open_redis
+from storage.redis_clients import DocumentsRedis, FeedRedis, open_feed_redis, open_redis
 from storage.tweet_cache import TweetCache, TweetInvalidations, listen_for_invalidations
 from storage.tweets import TweetStore
 
@@ -62,7 +60,7 @@ class Stores:
     cache, the graph."""
 
     documents: DocumentsRedis
-    feed_redis: aioredis.Redis
+    feed_redis: FeedRedis
     graph: SocialGraph
     accounts: AccountStore
     tweets: TweetStore
@@ -87,7 +85,7 @@ def open_stores(settings: Settings) -> Stores:
         timeout_seconds=settings.redis_timeout_seconds,
         cluster=settings.documents_redis_cluster,
     )
-    feed_redis = open_feed_redis(settings)
+    feed_redis = open_feed_redis(settings)  # one server, or a cluster (FEED_REDIS_CLUSTER)
     return Stores(
         documents=documents,
         feed_redis=feed_redis,

@@ -5,6 +5,8 @@ Keys (in the feed Redis; this module is their only writer):
                     feeds that gained the tweet, finish time (ms). Capped at LOG_MAX entries.
   fanout:stats      hash of counters: batches, feeds_considered, inserts.
   fanout:lag_ms     hash: histogram of (batch finish - tweet creation) in ms, by bucket bound.
+Each command touches one key; on a cluster the three may sit on different nodes, and a batch's
+record is one pipeline that the client splits per node (sent concurrently).
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from storage.ids import id_time_ms
-from storage.redis_clients import reply_bytes
+from storage.redis_clients import FeedRedis, reply_bytes
 
 LOG_KEY = "fanout:log"
 STATS_KEY = "fanout:stats"
@@ -40,7 +40,7 @@ def lag_bucket(lag_ms: int) -> str:
 
 
 class FanoutStats:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: FeedRedis) -> None:
         self._redis = client
 
     async def record_batch(self, tweet_id: int, followers: int, inserted: int) -> None:

@@ -13,29 +13,44 @@ Read here, owned elsewhere (never written by this module):
   following_ver:{V}, following_celebs:{V}, followees:{V}   storage/followee_sets.py: `page`
                      reads all three in its one script call (whether V follows each author on
                      the page); the if-unchanged removals compare following_ver.
-  presence:{V}, live:<V>                    storage/presence.py: the push scripts publish on
+  presence:{V}, live:{V}                    storage/presence.py: the push scripts publish on
                      V's live channel only while V's presence key exists.
 The rebuild lock is storage/rebuild_locks.py.
+
+On a Redis Cluster (FEED_REDIS_CLUSTER) every key of one viewer shares V's slot, so each call
+about one viewer is one command or script on one node. A fan-out batch spans many viewers: it is
+grouped by the node that holds each viewer's slot and costs one script call per node, run on
+the nodes concurrently (storage/lua/push.lua); on one server it is one call.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.typing import EncodableT
 
 from settings import Settings
 from storage import lua
 from storage.followee_sets import followees_key, following_celebs_key, following_version_key
 from storage.presence import live_channel, presence_key
-from storage.redis_clients import open_feed_redis, reply_bytes
+from storage.pubsub import publish_command
+from storage.redis_clients import (
+    FeedRedis,
+    group_by_node,
+    open_feed_redis,
+    refresh_slot_map,
+    reply_bytes,
+    stale_slot_map,
+)
 
 ID_BYTES = 8
 COMPLETE = b"\x00" * 16
 BUILDING = b"\x00" * 15 + b"\x01"
 _MARKERS = (COMPLETE, BUILDING)
 TTL_REFRESH_SECONDS = 3600  # a read extends a feed's life only if it is this much shorter
+BATCH_ATTEMPTS = 3  # on a cluster: sends of a batch's part whose node's slots moved meanwhile
 
 
 def feed_key(viewer_id: int) -> str:
@@ -72,12 +87,12 @@ class FeedPage:
 class FeedCache:
     """Parameters: `feed_max` entries per feed; a feed lives `ttl_seconds` after its last read."""
 
-    def __init__(self, client: aioredis.Redis, *, feed_max: int, ttl_seconds: int) -> None:
+    def __init__(self, client: FeedRedis, *, feed_max: int, ttl_seconds: int) -> None:
         self.client = client  # public for tests and benchmarks; stores never borrow it
         self.feed_max = feed_max
         self._ttl = ttl_seconds
-        self._push = lua.register(client, "push")
-        self._unpush = lua.register(client, "unpush")
+        self._publish = publish_command(client)
+        self._batch_scripts = {name: lua.register(client, name) for name in ("push", "unpush")}
         self._merge = lua.register(client, "merge")
         self._drop_if_unchanged = lua.register(client, "drop_if_unchanged")
         self._unmerge_if_unchanged = lua.register(client, "unmerge_if_unchanged")
@@ -126,20 +141,62 @@ class FeedCache:
 
     async def push_to_feeds(self, ref: FeedRef, viewer_ids: list[int], event: str) -> int:
         """Add `ref` to the existing feeds among `viewer_ids`; publish `event` to the online ones
-        that gained it. Idempotent. Returns how many feeds gained it."""
-        return await self._run_batch(self._push, ref, viewer_ids, event)
+        that gained it. Idempotent. Returns how many feeds gained it (on a cluster, a part of
+        the batch sent again after its node's slots moved counts only what the second call
+        added)."""
+        return await self._run_batch("push", ref, viewer_ids, event)
 
     async def unpush_from_feeds(self, ref: FeedRef, viewer_ids: list[int], event: str) -> int:
         """Remove `ref` from those feeds; publish `event` to online viewers that had it."""
-        return await self._run_batch(self._unpush, ref, viewer_ids, event)
+        return await self._run_batch("unpush", ref, viewer_ids, event)
 
-    async def _run_batch(self, script, ref: FeedRef, viewer_ids: list[int], event: str) -> int:
+    async def _run_batch(self, script: str, ref: FeedRef, viewer_ids: list[int], event: str) -> int:
         if not viewer_ids:
             return 0
-        keys = [feed_key(v) for v in viewer_ids] + [presence_key(v) for v in viewer_ids]
-        channels = [live_channel(v) for v in viewer_ids]
-        args = [COMPLETE, BUILDING, self.feed_max, ref.member(), event, *channels]
-        return int(await script(keys=keys, args=args))
+        head: list[EncodableT] = [
+            COMPLETE,
+            BUILDING,
+            self.feed_max,
+            ref.member(),
+            event,
+            self._publish,
+        ]
+        if not isinstance(self.client, RedisCluster):
+            keys, args = _batch_layout(head, viewer_ids)
+            return int(await self._batch_scripts[script](keys=keys, args=args))
+        return await self._run_batch_per_node(self.client, script, head, viewer_ids)
+
+    async def _run_batch_per_node(
+        self, cluster: RedisCluster, script: str, head: list[EncodableT], viewer_ids: list[int]
+    ) -> int:
+        """One script call per node holding some of the viewers' slots, concurrently. A part
+        whose node no longer holds its slots (failover, migration) is regrouped by a fresh slot
+        map and sent again (the scripts are idempotent), up to BATCH_ATTEMPTS times."""
+        total, pending = 0, viewer_ids
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            groups = [
+                (node, [pending[i] for i in positions])
+                for node, positions in await group_by_node(cluster, [feed_key(v) for v in pending])
+            ]
+            outcomes = await asyncio.gather(
+                *(
+                    lua.run_on_node(cluster, node, script, *_batch_layout(head, viewers))
+                    for node, viewers in groups
+                ),
+                return_exceptions=True,
+            )
+            pending = []
+            for (_, viewers), outcome in zip(groups, outcomes, strict=True):
+                if not isinstance(outcome, BaseException):
+                    total += int(outcome)
+                elif attempt < BATCH_ATTEMPTS and stale_slot_map(outcome):
+                    pending += viewers
+                else:
+                    raise outcome
+            if not pending:
+                break
+            await refresh_slot_map(cluster)
+        return total
 
     async def merge_into_feed(self, viewer_id: int, refs: list[FeedRef]) -> bool:
         """Add refs to the viewer's feed if it exists (a follow). False if there is no feed."""
@@ -202,6 +259,17 @@ class FeedCache:
                 pipe.zadd(feed_key(viewer_id), {COMPLETE: 0})
                 pipe.expire(feed_key(viewer_id), self._ttl)
             await pipe.execute()
+
+
+def _batch_layout(
+    head: list[EncodableT], viewer_ids: list[int]
+) -> tuple[list[str], list[EncodableT]]:
+    """KEYS and ARGV of push.lua / unpush.lua for these viewers, after the `head` arguments."""
+    feeds = [feed_key(v) for v in viewer_ids]
+    args = [*head, len(viewer_ids), *feeds]
+    args += [presence_key(v) for v in viewer_ids]
+    args += [live_channel(v) for v in viewer_ids]
+    return feeds[:1], args
 
 
 def open_feed_cache(settings: Settings) -> FeedCache:

@@ -17,11 +17,10 @@ them.
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 from redis.typing import EncodableT
 
 from storage import lua
-from storage.redis_clients import reply_bytes
+from storage.redis_clients import FeedRedis, reply_bytes
 
 FOLLOWING_TTL_SECONDS = 3600
 
@@ -47,7 +46,7 @@ def following_version_key(viewer_id: int) -> str:
 
 
 class FolloweeSets:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: FeedRedis) -> None:
         self._redis = client
         self._fill_following = lua.register(client, "fill_following")
 

@@ -1,9 +1,11 @@
 """Live feed events for the subscriptions of one API process.
 
-One pub/sub connection per process (not per WebSocket) on the feed Redis, subscribed to the
+One pub/sub listener per process (not per WebSocket) on the feed Redis, subscribed to the
 live channel (storage/presence.py) of every viewer with a subscription here, and demultiplexed
-in memory to their queues. While a viewer is subscribed, a heartbeat keeps their presence key
-alive, which is how fan-out knows to publish for them. Celebrity tweets are never fanned out;
+in memory to their queues: one connection on a single server; on a cluster, sharded pub/sub with
+one connection per node that owns one of those channels (storage/pubsub.py). While a viewer is
+subscribed, a heartbeat keeps their presence key alive, which is how fan-out knows to publish
+for them. Celebrity tweets are never fanned out;
 the process's celebrity cache reports them here and they go to the local subscribers who follow
 that celebrity.
 
@@ -27,10 +29,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
+from storage import pubsub
 from storage.celebrity_timelines import CelebrityTimelines
 from storage.presence import HUB_CHANNEL, Presence, live_channel, viewer_of_channel
+from storage.redis_clients import FeedRedis
 
 QUEUE_SIZE = 100
 RECONNECT_DELAY_SECONDS = 1.0
@@ -70,12 +72,12 @@ class LiveSubscription:
 
 
 class LiveHub:
-    """`client` is the feed-role client (its pub/sub connection carries the live channels);
-    `presence` records who is live there."""
+    """`client` is the feed-role client (its pub/sub carries the live channels); `presence`
+    records who is live there."""
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: FeedRedis,
         presence: Presence,
         celebrities: CelebrityTimelines,
         *,
@@ -90,12 +92,12 @@ class LiveHub:
         self._subscriptions: dict[int, set[LiveSubscription]] = {}
         self._connections: dict[str, _Connection] = {}  # by connection slot
         self._background: set[asyncio.Future[object]] = set()
-        self._pubsub = client.pubsub()
+        self._listener = pubsub.listener(client)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         # Always subscribed (the connection exists before any viewer): revocations.
-        await self._pubsub.subscribe(HUB_CHANNEL)
+        await self._listener.subscribe(HUB_CHANNEL)
         self._tasks = [
             asyncio.create_task(self._listen()),
             asyncio.create_task(self._heartbeat()),
@@ -107,7 +109,7 @@ class LiveHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._pubsub.aclose()
+        await self._listener.aclose()
 
     async def open_connection(self, user_id: int, recheck: Callable[[], Awaitable[bool]]) -> str:
         """Count a new WebSocket of the user against MAX_WS_CONNECTIONS_PER_USER (over every
@@ -129,7 +131,7 @@ class LiveHub:
     async def revoke(self, user_id: int) -> None:
         """Tell every API process to re-check the user's sockets now (after logOutEverywhere
         changed the token version), so revoked ones close within moments."""
-        await self._redis.publish(HUB_CHANNEL, json.dumps({"revoked": user_id}))
+        await pubsub.publish(self._redis, HUB_CHANNEL, json.dumps({"revoked": user_id}))
 
     async def _recheck(self, connection: _Connection) -> None:
         try:
@@ -143,7 +145,7 @@ class LiveHub:
         local = self._subscriptions.setdefault(viewer_id, set())
         local.add(subscription)
         if len(local) == 1:
-            await self._pubsub.subscribe(live_channel(viewer_id))
+            await self._listener.subscribe(live_channel(viewer_id))
         await self._presence.mark_online(viewer_id, self._presence_ttl)
         await self._celebrities.recent(celebrities)  # the baseline: later tweets are news
         return subscription
@@ -157,7 +159,11 @@ class LiveHub:
             self._subscriptions.pop(subscription.viewer_id, None)
             # Never wait on the pub/sub connection here: its reader task may hold it for up to
             # a second, and a closing socket waits for this.
-            self._spawn(self._pubsub.unsubscribe(live_channel(subscription.viewer_id)))
+            self._spawn(self._unsubscribe_unless_rejoined(subscription.viewer_id))
+
+    async def _unsubscribe_unless_rejoined(self, viewer_id: int) -> None:
+        if viewer_id not in self._subscriptions:  # a new subscription may have come meanwhile
+            await self._listener.unsubscribe(live_channel(viewer_id))
 
     def _spawn(self, command: Awaitable[object]) -> None:
         task = asyncio.ensure_future(command)
@@ -171,14 +177,14 @@ class LiveHub:
                     for tweet_id in sorted(tweet_ids):
                         subscription.offer(LiveEvent("tweet", celebrity_id, tweet_id))
 
-    def _dispatch(self, channel: bytes, data: bytes) -> None:
-        if channel == HUB_CHANNEL.encode():
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        if channel == HUB_CHANNEL:
             revoked = json.loads(data)["revoked"]
             for connection in list(self._connections.values()):
                 if connection.user_id == revoked:
                     self._spawn(self._recheck(connection))
             return
-        viewer_id = viewer_of_channel(channel.decode())
+        viewer_id = viewer_of_channel(channel)
         payload = json.loads(data)
         event = LiveEvent(payload["kind"], payload["author_id"], payload["tweet_id"])
         for subscription in self._subscriptions.get(viewer_id, ()):
@@ -187,17 +193,16 @@ class LiveHub:
     async def _listen(self) -> None:
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
-                if message and message["type"] == "message":
-                    self._dispatch(message["channel"], message["data"])
+                message = await self._listener.next_message(wait=1.0)
+                if message is not None:
+                    self._dispatch(*message)
             except asyncio.CancelledError:
                 raise
             except Exception:  # resubscribe after a dropped connection; events meanwhile are lost
                 log.warning("live hub lost its pub/sub connection", exc_info=True)
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-                with contextlib.suppress(Exception):
-                    channels = [live_channel(v) for v in self._subscriptions]
-                    await self._pubsub.subscribe(HUB_CHANNEL, *channels)
+                with contextlib.suppress(Exception):  # else: the next failure tries again
+                    await self._listener.resubscribe()
 
     async def _heartbeat(self) -> None:
         while True:

@@ -6,9 +6,12 @@ Keys (this module is their only writer); `{V}` is the viewer id:
                      reads it in its push scripts).
   live_slots:{V}     sorted set: V's WebSocket connections on every API process, scored by
                      when their heartbeat lapses (ms); bounds how many one user may hold.
-Pub/sub channels (named here only):
-  live:<V>           V's live feed events (published by the push scripts of storage/feeds.py).
-  live:hub           every API process listens: revocations (storage/live_hub.py).
+Pub/sub channels (named here only; sharded pub/sub on a cluster, storage/pubsub.py):
+  live:{V}           V's live feed events (published by the push scripts of storage/feeds.py).
+                     It hashes to V's slot, so on a cluster the script that pushes into V's feed
+                     publishes on V's node.
+  live:{hub}         every API process listens: revocations (storage/live_hub.py). One fixed
+                     slot: on a cluster, one node carries it.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
 from redis.typing import EncodableT
 
 from storage import lua
+from storage.redis_clients import FeedRedis
 
-_LIVE_PREFIX = "live:"
-HUB_CHANNEL = f"{_LIVE_PREFIX}hub"  # always subscribed by the live hub; carries revocations
+_LIVE_PREFIX = "live:{"
+HUB_CHANNEL = f"{_LIVE_PREFIX}hub}}"  # always subscribed by the live hub; carries revocations
 
 
 def presence_key(viewer_id: int) -> str:
@@ -35,16 +38,16 @@ def live_slots_key(viewer_id: int) -> str:
 
 def live_channel(viewer_id: int) -> str:
     """The channel of one viewer's live feed events."""
-    return f"{_LIVE_PREFIX}{viewer_id}"
+    return f"{_LIVE_PREFIX}{viewer_id}}}"
 
 
 def viewer_of_channel(channel: str) -> int:
     """The viewer whose `live_channel` this is (not for HUB_CHANNEL)."""
-    return int(channel.removeprefix(_LIVE_PREFIX))
+    return int(channel.removeprefix(_LIVE_PREFIX).removesuffix("}"))
 
 
 class Presence:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: FeedRedis) -> None:
         self._redis = client
         self._claim_slot = lua.register(client, "claim_slot")
 

@@ -5,7 +5,8 @@ Keys (this module is their only writer): rate:<action>:<subject>, a sorted set o
 (lua/rate_hit.lua) checks and records atomically, so concurrent requests cannot all slip under
 the limit. An attempt that turns out not to count (a log-in that succeeded) is forgiven by
 removing its member. Kept in the feed Redis: losing them to eviction or a restart only forgives
-some recent attempts.
+some recent attempts. Every command and script here touches one key, so on a cluster each goes
+whole to the node of that key's slot.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.typing import EncodableT
 
 from storage import lua
+from storage.redis_clients import FeedRedis
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: FeedRedis) -> None:
         self._client = client
         self._hit = lua.register(client, "rate_hit")
 

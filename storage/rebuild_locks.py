@@ -8,9 +8,8 @@ Keys (this module is their only writer); `{V}` is the viewer id:
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from storage import lua
+from storage.redis_clients import FeedRedis
 
 REBUILD_LOCK_MS = 10_000
 
@@ -20,7 +19,7 @@ def lock_key(viewer_id: int) -> str:
 
 
 class RebuildLocks:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: FeedRedis) -> None:
         self._redis = client
         self._unlock = lua.register(client, "unlock")
 

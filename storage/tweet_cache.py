@@ -1,10 +1,11 @@
 """The per-process cache of hot tweets in front of the documents, and its invalidation.
 
 Entries expire after a TTL and the least recently used go first past the size cap. Deletion
-publishes the tweet on `CHANNEL`; every API process listens on one pub/sub connection and evicts
-it. If that connection drops, the listener clears the whole cache on reconnect (it may have missed
-messages), so a deleted tweet is served by no process for longer than the pub/sub delivery, or,
-if a message is lost, for longer than the TTL.
+publishes the tweet on `CHANNEL`; every API process listens on one pub/sub listener and evicts
+it (on a documents cluster: sharded pub/sub, the channel's fixed tag putting it on one node;
+storage/pubsub.py). If that connection drops, the listener clears the whole cache on reconnect
+(it may have missed messages), so a deleted tweet is served by no process for longer than the
+pub/sub delivery, or, if a message is lost, for longer than the TTL.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import logging
 import time
 from collections import OrderedDict
 
+from storage import pubsub
 from storage.redis_clients import DocumentsRedis
 from storage.tweets import Tweet
 
-CHANNEL = "tweets:invalidate"
+CHANNEL = "tweets:{invalidate}"
 RECONNECT_DELAY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
@@ -85,27 +87,34 @@ class TweetInvalidations:
         self._redis = client
 
     async def publish(self, ref: TweetRef) -> None:
-        await self._redis.publish(CHANNEL, f"{ref[0]}:{ref[1]}")
+        await pubsub.publish(self._redis, CHANNEL, f"{ref[0]}:{ref[1]}")
 
 
 async def listen_for_invalidations(
     client: DocumentsRedis, cache: TweetCache, ready: asyncio.Event
 ) -> None:
     """Evict invalidated tweets until cancelled; sets `ready` once subscribed."""
-    while True:
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(CHANNEL)
-            cache.clear()  # anything published while we were not listening is lost
-            ready.set()
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    author, tweet = message["data"].split(b":")
-                    cache.evict((int(author), int(tweet)))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("tweet invalidation listener lost its connection", exc_info=True)
-            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-        finally:
-            await pubsub.aclose()
+    listener = pubsub.listener(client)
+    subscribed = False
+    try:
+        while True:
+            try:
+                if subscribed:
+                    await listener.resubscribe()
+                else:
+                    await listener.subscribe(CHANNEL)
+                    subscribed = True
+                cache.clear()  # anything published while we were not listening is lost
+                ready.set()
+                while True:
+                    message = await listener.next_message(wait=None)
+                    if message is not None:
+                        author, tweet = message[1].split(b":")
+                        cache.evict((int(author), int(tweet)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("tweet invalidation listener lost its connection", exc_info=True)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+    finally:
+        await listener.aclose()

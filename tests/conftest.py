@@ -219,16 +219,14 @@ async def graph_engine(
 CLUSTER_SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
-    """A real 3-master Redis Cluster: three redis-server processes, met and given slots here."""
-    base = tmp_path_factory.mktemp("cluster")
+def _start_cluster(base: Path, name: str, extra: tuple[str, ...] = ()) -> list[RedisServer]:
+    """Three redis-server processes made a 3-master Redis Cluster here (MEET, ADDSLOTSRANGE)."""
     nodes = []
     for index in range(3):
         port = free_port_between(20_000, 50_000, offsets=(0, 10_000))  # +10000: the cluster bus
         data_dir = base / f"node{index}"
-        cluster_options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]
-        process = start_redis(f"cluster{index}", port, data_dir, extra=cluster_options)
+        cluster_options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000", *extra]
+        process = start_redis(f"{name}{index}", port, data_dir, extra=cluster_options)
         nodes.append(RedisServer(process, port, data_dir))
     admin = [node.client() for node in nodes]
     for node in nodes[1:]:
@@ -246,6 +244,25 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Red
     wait_until(converged, timeout=30, what="the cluster to agree on its slots")
     for client in admin:
         client.close()
+    return nodes
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    """A real 3-master Redis Cluster: three redis-server processes, met and given slots here."""
+    nodes = _start_cluster(tmp_path_factory.mktemp("cluster"), "cluster")
+    yield nodes
+    for node in nodes:
+        node.process.stop()
+
+
+@pytest.fixture(scope="session")
+def feed_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    """A second real 3-master Redis Cluster, for the feed role (FEED_REDIS_CLUSTER), with the
+    feed role's server options; `redis_cluster` holds the documents beside it."""
+    nodes = _start_cluster(
+        tmp_path_factory.mktemp("feed-cluster"), "feed-cluster", FEED_REDIS_OPTIONS
+    )
     yield nodes
     for node in nodes:
         node.process.stop()

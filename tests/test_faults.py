@@ -18,7 +18,7 @@ from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedRef, feed_key, open_feed_cache
-from storage.presence import Presence
+from storage.presence import Presence, live_channel
 from storage.redis_clients import open_redis
 from storage.tweets import TweetStore
 from tests.gql import CREATE_TWEET, FOLLOW, gql, post, read_feed, sign_up, tweet
@@ -90,7 +90,7 @@ async def test_worker_killed_mid_fan_out(crash_settings: Settings, tmp_path: Pat
                         while await feeds_holding(feeds.client, followers, ref) < AUDIENCE:
                             await asyncio.sleep(0.2)
                     await asyncio.sleep(0.5)  # let any last live event arrive
-        online = {f"live:{f}".encode() for f in followers[:ONLINE]}
+        online = {live_channel(f).encode() for f in followers[:ONLINE]}
         assert set(events) == online
         assert set(events.values()) == {1}  # each online follower heard once, none twice
     finally:

@@ -15,7 +15,7 @@ from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from social.fanout import FanOut, FollowStateMoved
 from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
-from storage.presence import Presence
+from storage.presence import Presence, live_channel
 from tests.gql import (
     DELETE_TWEET,
     FEED,
@@ -203,7 +203,7 @@ async def test_push_twice_leaves_one_entry_and_one_live_event(feeds: FeedCache) 
     await feeds.finish_rebuild(12, [])  # 13 has no feed: inactive
     await Presence(feeds.client).mark_online(11, 60)
     pubsub = feeds.client.pubsub()
-    await pubsub.subscribe("live:11", "live:12", "live:13")
+    await pubsub.subscribe(*(live_channel(v) for v in viewers))
     ref = FeedRef(tweet_id=10**17, author_id=99)
     assert await feeds.push_to_feeds(ref, viewers, "event") == 2
     assert await feeds.push_to_feeds(ref, viewers, "event") == 0
@@ -213,7 +213,7 @@ async def test_push_twice_leaves_one_entry_and_one_live_event(feeds: FeedCache) 
         if message is not None:
             messages.append((message["channel"], message["data"]))
     await pubsub.aclose()
-    assert messages == [(b"live:11", b"event")]
+    assert messages == [(live_channel(11).encode(), b"event")]
     assert await feeds.members(11) == [ref] and await feeds.members(12) == [ref]
     assert not await feeds.client.exists(feed_key(13))
 
