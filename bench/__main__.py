@@ -1,9 +1,16 @@
-"""`python -m bench [graph|feeds|soak] [--small]`: run benchmarks and print their figures.
+"""`python -m bench [graph|feeds|reads|mixed|storm|soak] [--small]`: run benchmarks and print
+their figures (all of them by default; --small: smaller data and shorter runs, for a quick look;
+the targets are stated for the full size).
 
 graph: social-graph operations on socfb-Reed98 (962 people), both adapters.
-feeds: fan-out, createTweet, feed reads, misses and memory on a 110k-user power-law graph
-       (--small: 11k users, for a quick look; the targets are stated for the full size).
+feeds: fan-out, createTweet, feed misses and memory on a 110k-user power-law graph.
+reads: the feed read path under wrk: full 20-tweet pages, server CPU per request, the floor
+       without GraphQL, 1 vs 2 API processes, the raw Redis page read.
+mixed: DeathStarBench-style mixed load on socfb-Reed98 (60% home feed, 30% user timeline,
+       10% createTweet), 32 wrk connections: p99 and errors.
+storm: a celebrity-profile read storm through nginx's micro-cache vs straight to the API.
 soak:  60 s of mixed load against the embedded stack (SOAK_SECONDS to change it).
+The wrk figures need `wrk` (Debian package) and say they were skipped without it.
 """
 
 import argparse
@@ -11,17 +18,16 @@ import asyncio
 import os
 import warnings
 
-from bench import feeds, graph_ops, soak
+from bench import feeds, graph_ops, mixed, read_path, soak, storm
 from bench.seed import Shape
 
 SMALL = Shape(users=11_000, top_audience=10_000, popular=2_000)
+BENCHMARKS = ["graph", "feeds", "reads", "mixed", "storm", "soak"]
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument(
-        "which", nargs="*", choices=["graph", "feeds", "soak"], default=["graph", "feeds", "soak"]
-    )
+    parser.add_argument("which", nargs="*", choices=BENCHMARKS, default=BENCHMARKS)
     parser.add_argument("--small", action="store_true")
     args = parser.parse_args()
     if "graph" in args.which:
@@ -30,6 +36,15 @@ async def main() -> None:
     if "feeds" in args.which:
         print("== home feeds (power-law graph) ==")
         await feeds.run(SMALL if args.small else Shape())
+    if "reads" in args.which:
+        print("== feed read path (wrk, floor, API processes) ==")
+        await read_path.run(small=args.small)
+    if "mixed" in args.which:
+        print("== mixed load (socfb-Reed98, DeathStarBench-style) ==")
+        await mixed.run(small=args.small)
+    if "storm" in args.which:
+        print("== celebrity-profile storm (nginx micro-cache) ==")
+        await storm.run(small=args.small)
     if "soak" in args.which:
         print("== soak (embedded stack) ==")
         await soak.run(float(os.environ.get("SOAK_SECONDS", 60)))

@@ -1,5 +1,7 @@
-"""Home-feed benchmarks on a seeded power-law graph: fan-out, createTweet, feed reads, misses,
-memory. Every figure and every ratio's two sides are measured in this one run."""
+"""Home-feed benchmarks on a seeded power-law graph: fan-out, createTweet, misses, memory. Every
+figure and every ratio's two sides are measured in this one run. (Feed reads on a cache hit are
+bench/read_path.py: this graph's readers are made active with empty feeds, so their pages would
+hold the one fanned-out tweet, not 20.)"""
 
 from __future__ import annotations
 
@@ -19,17 +21,13 @@ from bench.seed import Shape, seed, user_id
 from bench.stack import Stack
 from bench.stats import percentile, summary_ms
 from graph.factory import open_graph
-from ops.metrics import Metrics
-from resolvers.context import RequestContext
 from resolvers.ids import parse_tweet_global_id
-from schema.build import build_schema
 from social.fanout_plan import batches, live_event
 from storage.accounts import AccountStore, Profile
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
-from storage.redis_clients import open_redis, reply_bytes
+from storage.redis_clients import open_redis
 from storage.tweets import TweetStore
-from wiring import Stores, open_services, open_stores
 
 FEED_QUERY = """
 query($first: Int!) {
@@ -39,9 +37,6 @@ query($first: Int!) {
 }
 """
 CREATE_TWEET = "mutation($text: String!) { createTweet(text: $text) { id } }"
-READ_CONCURRENCY = 16
-READ_SECONDS = 10.0
-READERS = 200
 MISS_USERS = 10
 MISS_FOLLOWS = 1_000
 TWEET_SAMPLES = 20
@@ -86,7 +81,6 @@ async def _run(stack: Stack, shape: Shape) -> None:
                               raw_rate)  # fmt: skip
         stack.stop_worker()
         await create_tweet_figures(client, tokens, graph, shape, settings)
-        await read_figures(stack, client, tokens, feeds, documents, shape)
         await miss_figures(client, tokens, graph, accounts, feeds, shape)
     await graph.close()
     await documents.aclose()
@@ -166,82 +160,6 @@ async def create_tweet_figures(
           f"p50 ratio {ratio:.2f} (target <= 2)")  # fmt: skip
 
 
-async def read_figures(
-    stack: Stack,
-    client: httpx.AsyncClient,
-    tokens: TokenIssuer,
-    feeds: FeedCache,
-    documents,
-    shape: Shape,
-) -> None:
-    rng = random.Random(3)
-    readers = rng.sample(range(shape.popular, shape.users), READERS)
-    reader_tokens = [tokens.issue(user_id(r), 0) for r in readers]
-    for token in reader_tokens:  # build every reader's feed (miss path) before timing hits
-        await _post(client, FEED_QUERY, {"first": 20}, token)
-    http = await _load(lambda i: _post(client, FEED_QUERY, {"first": 20},
-                                       reader_tokens[i % READERS]))  # fmt: skip
-
-    async def raw(i: int) -> None:
-        viewer = user_id(readers[i % READERS])
-        members = await feeds.client.zrange(
-            feed_key(viewer), b"+", b"-", desc=True, bylex=True, offset=0, num=20
-        )
-        entries = [reply_bytes(m) for m in members]
-        refs = [FeedRef.from_member(m) for m in entries if len(m) == 16 and m[0]]
-        await documents.mget([f"tweet:{{{r.author_id}}}:{r.tweet_id}" for r in refs])
-        await documents.mget([f"user:{{{r.author_id}}}" for r in refs])
-
-    raw_result = await _load(raw)
-    print(f"feed read, cache hit, page of 20 with authors, HTTP, concurrency "
-          f"{READ_CONCURRENCY}: {http[0]:,.0f} req/s, p50 {http[1] * 1000:.2f} ms, "
-          f"p99 {http[2] * 1000:.2f} ms")  # fmt: skip
-    print(f"raw Redis page read (ZRANGE + 2 MGET), same concurrency: {raw_result[0]:,.0f} "
-          f"req/s, p50 {raw_result[1] * 1000:.2f} ms; ratio {http[0] / raw_result[0]:.3f} "
-          f"(target >= 0.25)")  # fmt: skip
-    await profile_breakdown(stack, client, reader_tokens)
-
-
-async def profile_breakdown(stack: Stack, client: httpx.AsyncClient, reader_tokens: list[str]):
-    """Sequential requests: HTTP round trip vs GraphQL execution in-process vs store I/O."""
-    http_times = []
-    for token in reader_tokens[:100]:
-        started = time.perf_counter()
-        await _post(client, FEED_QUERY, {"first": 20}, token)
-        http_times.append(time.perf_counter() - started)
-    schema = build_schema(max_query_depth=stack.settings.max_query_depth)
-    exec_times, io_times = [], []
-    stores = open_stores(stack.settings)
-    async with open_services(stack.settings, Metrics()) as services:
-        for token in reader_tokens[:100]:
-            context = RequestContext(services=services, token=token)
-            started = time.perf_counter()
-            result = await schema.execute(FEED_QUERY, {"first": 20}, context_value=context)
-            exec_times.append(time.perf_counter() - started)
-            assert result.errors is None, result.errors
-            io_times.append(await _store_io(stores, context))
-    await stores.close()
-    http, execute, io = (statistics.median(t) * 1000 for t in (http_times, exec_times, io_times))
-    print(f"per request (p50, sequential): HTTP total {http:.2f} ms = HTTP/ASGI "
-          f"{http - execute:.2f} + GraphQL execution {execute - io:.2f} + store I/O "
-          f"{io:.2f} ms")  # fmt: skip
-
-
-async def _store_io(stores: Stores, context: RequestContext) -> float:
-    """The store calls a hit makes, timed alone: the viewer's token version, the page (with
-    the feed's state), the followee check, documents, authors."""
-    viewer = await context.viewer_id()
-    feeds, tweets, followees = stores.feeds, stores.tweets, stores.followee_sets
-    started = time.perf_counter()
-    await stores.accounts.profiles([viewer])
-    page = await feeds.page(viewer, 40, None)
-    refs = page.refs[:20]
-    await followees.follows(viewer, sorted({r.author_id for r in refs}))
-    await tweets.get_many([(r.author_id, r.tweet_id) for r in refs])
-    await stores.accounts.profiles(sorted({r.author_id for r in refs}))
-    return time.perf_counter() - started
-
-
 async def miss_figures(client, tokens, graph, accounts, feeds: FeedCache, shape: Shape) -> None:
     """Users following 1,000 accounts: first read (miss: rebuild) vs second read (hit)."""
     rng = random.Random(5)
@@ -272,24 +190,6 @@ async def miss_figures(client, tokens, graph, accounts, feeds: FeedCache, shape:
     print(f"feed cache memory: {total_bytes / total_entries:.1f} bytes/entry over "
           f"{total_entries:,} entries in {len(users)} full feeds ({encoding}; "
           f"target <= 40)")  # fmt: skip
-
-
-async def _load(call) -> tuple[float, float, float]:
-    """Run `call(i)` from READ_CONCURRENCY tasks for READ_SECONDS: (req/s, p50 s, p99 s)."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + READ_SECONDS
-    counter = iter(range(10**9))
-
-    async def loop() -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await call(next(counter))
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(loop() for _ in range(READ_CONCURRENCY)))
-    elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99)
 
 
 async def _post(client: httpx.AsyncClient, query: str, variables: dict, token: str) -> dict:

@@ -62,23 +62,53 @@ class Stack:
         )
         return cls(settings, api_url, work_dir, servers)
 
+    @property
+    def graph_server(self) -> ManagedProcess:
+        """FalkorDB (the graph)."""
+        return self.servers[0]
+
+    @property
+    def data_redis(self) -> ManagedProcess:
+        """The Redis holding documents, feeds and the broker (one server in the bench)."""
+        return self.servers[1]
+
     def env(self) -> dict[str, str]:
         return {"PATH": "/usr/bin:/bin", **self.settings.to_env()}
 
-    def start_api(self) -> None:
-        argv = [sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--host",
-                LOOPBACK, "--port", str(self.settings.port), "--log-level", "warning"]  # fmt: skip
-        self.api = ManagedProcess("api", argv, env=self.env(), cwd=ROOT,
-                                  log_path=self.work_dir / "api.log")  # fmt: skip
+    def start_api(self, workers: int = 1) -> None:
+        """The API as production launches it (`python -m web.serve`), `workers` processes
+        (`WEB_CONCURRENCY`); a running one is stopped first."""
+        self.stop_api()
+        self.api = self._start_http("api", "web.serve", self.settings.port, workers)
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+
+    def start_floor(self, port: int, workers: int = 1) -> ManagedProcess:
+        """The benchmark's floor app (bench/floor.py) on `port`, launched like the API; the
+        caller stops it."""
+        return self._start_http("floor", "bench.floor", port, workers)
+
+    def _start_http(self, name: str, module: str, port: int, workers: int) -> ManagedProcess:
+        """`python -m <module>` with the stack's settings on `port`; returns once /healthz
+        answers 200."""
+        env = {**self.env(), "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+        server = ManagedProcess(name, [sys.executable, "-m", module], env=env, cwd=ROOT,
+                                log_path=self.work_dir / f"{name}.log")  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if not server.running():
+                raise RuntimeError(f"{name} {server.exit_status()}:\n{server.log_tail()}")
             try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
-                    return
+                if httpx.get(f"http://{LOOPBACK}:{port}/healthz", timeout=1).status_code == 200:
+                    return server
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("the API did not start; see api.log")
+        server.stop()
+        raise RuntimeError(f"{name} did not start; see {name}.log")
 
     def start_worker(self, threads: int = 8) -> None:
         argv = [sys.executable, "-m", "fanout", "--processes", "1", "--threads", str(threads)]
@@ -92,7 +122,6 @@ class Stack:
 
     def stop(self) -> None:
         self.stop_worker()
-        if self.api is not None:
-            self.api.stop()
+        self.stop_api()
         for server in reversed(self.servers):
             server.stop()
