@@ -128,8 +128,12 @@ LIMIT $limit
 """
 
 # Fan-out and feed rebuilds. Follower pages go by id (a cursor that new follows cannot shift).
+# The author is matched first (WITH): with the range on f.id, FalkorDB's planner would otherwise
+# scan every user by the id index and check each one's edge (cost by graph size, not audience).
 FOLLOWER_IDS_PAGE = """
-MATCH (f:User)-[:FOLLOWS]->(:User {id: $id})
+MATCH (a:User {id: $id})
+WITH a
+MATCH (f:User)-[:FOLLOWS]->(a)
 WHERE f.id > $after
 RETURN f.id AS id
 ORDER BY id
