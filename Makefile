@@ -1,10 +1,11 @@
 # The two commands: `make run` (embedded stack at http://127.0.0.1:8000/graphql) and `make test`.
+# `make run-scaled`: the production topology on loopback (needs nginx), at http://127.0.0.1:8080.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test bench lint
+.PHONY: run run-scaled test bench lint
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,9 @@ $(STAMP): requirements.txt
 
 run: $(STAMP)
 	$(BIN)/python -m devstack
+
+run-scaled: $(STAMP)
+	$(BIN)/python -m devstack.scaled
 
 # Lint, the import layers (pyproject's [tool.importlinter]) and types first: each fails in seconds.
 test: $(STAMP)

