@@ -86,6 +86,14 @@ class Settings:
     neo4j_password: str = ""
     neo4j_database: str = ""  # empty: the server's default database
     graph_timeout_seconds: float = 5.0
+    # A FalkorDB replica of FALKORDB_URL (empty: none): follow lists, counts, who-to-follow and
+    # fan-out's follower pages read from it (GRAPH.RO_QUERY), falling back to the primary when
+    # it does not answer (and skipping it for FALKORDB_REPLICA_RETRY_SECONDS after that); reads
+    # about a user whose follows changed in the last FALKORDB_REPLICA_FRESH_MS go to the
+    # primary (read-your-writes: keep it well above the replication lag).
+    falkordb_replica_url: str = ""
+    falkordb_replica_fresh_ms: int = 5000
+    falkordb_replica_retry_seconds: float = 5.0
 
     # Redis roles (one server may hold several in the embedded default)
     documents_redis_url: str = "redis://127.0.0.1:6379/0"
@@ -113,6 +121,11 @@ class Settings:
     tweet_cache_size: int = 10_000  # hot tweets kept per API process
     tweet_cache_ttl_seconds: float = 60.0
     idempotency_ttl_seconds: int = 24 * 3600
+    # createTweet is acknowledged only once this many replicas of the author's shard confirmed
+    # it (WAIT), within TWEET_DURABLE_TIMEOUT_MS; else it is undone and fails with
+    # SERVICE_UNAVAILABLE (retry with the same idempotencyKey). 0: no waiting.
+    tweet_durable_replicas: int = 0
+    tweet_durable_timeout_ms: int = 500
 
     # Home feeds
     feed_max: int = 800  # entries kept per feed
@@ -203,7 +216,21 @@ class Settings:
                 "JWT_SECRET: set a secret of your own (32+ characters); the published "
                 "development secret is accepted only with APP_ENV=development"
             )
-        for name in ("public_cache_seconds", "apq_cache_size", "apq_cache_bytes"):
+        if self.tweet_durable_replicas > 0 and not (
+            0 < self.tweet_durable_timeout_ms < self.redis_timeout_seconds * 1000
+        ):
+            raise SettingsError(
+                "TWEET_DURABLE_TIMEOUT_MS must be positive and below REDIS_TIMEOUT_SECONDS "
+                f"(the client would give up on the WAIT first): {self.tweet_durable_timeout_ms}"
+            )
+        for name in (
+            "public_cache_seconds",
+            "apq_cache_size",
+            "apq_cache_bytes",
+            "tweet_durable_replicas",
+            "falkordb_replica_fresh_ms",
+            "falkordb_replica_retry_seconds",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
         for name in (f.name for f in fields(self) if f.name.startswith("rate_")):

@@ -20,7 +20,7 @@ from auth.tokens import TokenIssuer
 from fanout.actors import Actors, declare_actors
 from fanout.broker import build_broker
 from fanout.jobs import Jobs
-from graph.factory import open_graph
+from graph.factory import open_graph, replication_lag_probe
 from graph.port import SocialGraph
 from ops.metrics import Metrics
 from resolvers.context import Services
@@ -186,6 +186,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         await live.start()
         undo.push_async_callback(_logged(live.stop))
         metrics.fanout_stats = stores.stats
+        metrics.graph_replica_lag = replication_lag_probe(stores.graph)
         yield _api_services(settings, stores, jobs, ids, cache, celebrities, live, metrics)
 
 
@@ -269,6 +270,8 @@ def _api_services(
             clock=time.time,
             rate_tweets=settings.rate_tweets,
             max_page_size=settings.max_page_size,
+            durable_replicas=settings.tweet_durable_replicas,
+            durable_timeout_ms=settings.tweet_durable_timeout_ms,
         ),
         following=Following(
             graph=graph,

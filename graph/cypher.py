@@ -10,6 +10,13 @@ in its uniqueness constraint. Zero padding keeps string order equal to numeric o
 
 Follow counts are properties of the user node, changed by the same statement that creates or deletes
 the edge, so a read costs one index lookup and concurrent follows cannot lose an increment.
+
+Reads that may lag: the follow lists, counts, who-to-follow and fan-out's follower pages go
+through `_read_about`, naming the users they are about, which an adapter with a read replica may
+serve from it; a write that changes a user's edges first calls `_wrote` with both ends, so the
+adapter can keep reads about them on the primary for a while (read-your-writes). Reads that
+decide what a write or a visibility check does right away (`following_among`, `followee_ids`,
+`celebrity_status`, the checks behind follow errors) always use `_read`, on the primary.
 """
 
 from __future__ import annotations
@@ -168,6 +175,18 @@ class CypherGraph(abc.ABC):
     async def _read(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
         """Run a read-only statement; rows as lists of values. Raises GraphUnavailable."""
 
+    async def _read_about(
+        self, query: str, params: dict[str, Any], user_ids: list[int]
+    ) -> list[list[Any]]:
+        """A read-only statement about `user_ids` that may be served by a replica (lagging);
+        by default the same as `_read`."""
+        return await self._read(query, params)
+
+    async def _wrote(self, user_ids: list[int]) -> None:
+        """Called before a statement that changes these users' edges or counts; by default
+        nothing (an adapter with a replica routes reads about them to the primary)."""
+        return None
+
     @abc.abstractmethod
     async def _write(self, query: str, params: dict[str, Any]) -> list[list[Any]]:
         """Run a statement that may write; rows as lists of values. Raises GraphUnavailable."""
@@ -213,6 +232,7 @@ class CypherGraph(abc.ABC):
             await self._write(query, {name: rows[start : start + self.bulk_batch_size]})
 
     async def delete_user(self, user_id: int) -> None:
+        await self._wrote([user_id])
         await self._write(DELETE_USER, {"id": _key(user_id)})
 
     async def follow(self, follower_id: int, followee_id: int, at_ms: int) -> bool:
@@ -224,6 +244,7 @@ class CypherGraph(abc.ABC):
             "at": at_ms,
             "max_following": self.max_following,
         }
+        await self._wrote([follower_id, followee_id])
         rows = await self._write(FOLLOW, params)
         if rows:
             return bool(rows[0][0])
@@ -232,6 +253,7 @@ class CypherGraph(abc.ABC):
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
         params = {"follower": _key(follower_id), "followee": _key(followee_id)}
+        await self._wrote([follower_id, followee_id])
         rows = await self._write(UNFOLLOW, params)
         if rows:
             return True
@@ -248,7 +270,7 @@ class CypherGraph(abc.ABC):
     async def counts(self, user_ids: list[int]) -> dict[int, FollowCounts]:
         if not user_ids:
             return {}
-        rows = await self._read(COUNTS, {"ids": _keys(user_ids)})
+        rows = await self._read_about(COUNTS, {"ids": _keys(user_ids)}, user_ids)
         return {int(row[0]): FollowCounts(followers=row[1], following=row[2]) for row in rows}
 
     async def followers_page(self, user_id: int, first: int, after: EdgeCursor | None) -> EdgePage:
@@ -259,7 +281,7 @@ class CypherGraph(abc.ABC):
 
     async def who_to_follow(self, user_id: int, first: int) -> list[Suggestion]:
         params = {"id": _key(user_id), "sample": self.who_to_follow_sample, "limit": first}
-        rows = await self._read(WHO_TO_FOLLOW, params)
+        rows = await self._read_about(WHO_TO_FOLLOW, params, [user_id])
         return [Suggestion(user_id=int(row[0]), mutual_followers=row[1]) for row in rows]
 
     async def follower_ids_page(self, user_id: int, after: int | None, limit: int) -> list[int]:
@@ -269,7 +291,8 @@ class CypherGraph(abc.ABC):
             "after": "" if after is None else _key(after),
             "limit": limit,
         }
-        return [int(row[0]) for row in await self._read(FOLLOWER_IDS_PAGE, params)]
+        rows = await self._read_about(FOLLOWER_IDS_PAGE, params, [user_id])
+        return [int(row[0]) for row in rows]
 
     async def followee_ids(self, user_id: int) -> list[tuple[int, bool]]:
         """Everyone the user follows (at most MAX_FOLLOWING), each with its celebrity flag."""
@@ -294,7 +317,7 @@ class CypherGraph(abc.ABC):
             "after_id": _key(cursor.user_id),
             "limit": first + 1,  # one more than asked tells whether a next page exists
         }
-        rows = await self._read(query, params)
+        rows = await self._read_about(query, params, [user_id])
         edges = [FollowEdge(user_id=int(row[0]), followed_at_ms=row[1]) for row in rows[:first]]
         return EdgePage(edges=edges, has_next_page=len(rows) > first)
 

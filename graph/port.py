@@ -78,6 +78,17 @@ class Suggestion:
     mutual_followers: int
 
 
+@dataclass(frozen=True)
+class ReplicationLag:
+    """How far a graph read replica trails its primary: replication stream bytes the primary
+    has sent and the replica has not yet processed (-1: the server is not following the
+    primary at all), and whether its link to the primary is up. Not part of `SocialGraph`:
+    `graph.factory.replication_lag_probe` gives it for an adapter that reads from a replica."""
+
+    lag_bytes: int
+    link_up: bool
+
+
 @runtime_checkable
 class SocialGraph(Protocol):
     """Users, follow edges between them and their counts; the one interface of the graph layer.

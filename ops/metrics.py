@@ -1,11 +1,14 @@
 """Prometheus metrics: request counts and latencies per route, exposed at /metrics to the
-operator only: with METRICS_TOKEN as a bearer token, or in development without one.
+operator only: with METRICS_TOKEN as a bearer token, or in development without one. Fan-out
+counters and the graph replica's replication lag are sampled when /metrics is scraped.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -13,8 +16,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graph.port import GraphUnavailable, ReplicationLag
 from settings import Settings
 from storage.fanout_stats import FanoutStats
+
+log = logging.getLogger(__name__)
 
 
 def metrics_allowed(settings: Settings, authorization: str | None) -> bool:
@@ -31,6 +37,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.fanout_stats: FanoutStats | None = None  # set once the feed Redis is connected
+        # Set when the graph reads from a replica (FALKORDB_REPLICA_URL).
+        self.graph_replica_lag: Callable[[], Awaitable[ReplicationLag]] | None = None
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests by route, method and status.",
@@ -65,6 +73,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.graph_lag_bytes = Gauge(
+            "graph_replica_lag_bytes",
+            "Replication stream bytes the graph replica has not processed yet (primary's "
+            "master_repl_offset minus the replica's slave_repl_offset), sampled per scrape; "
+            "-1 when either server did not answer or the replica follows no primary.",
+            registry=self.registry,
+        )
+        self.graph_link_up = Gauge(
+            "graph_replica_link_up",
+            "1 if the graph replica's link to its primary is up, else 0 (sampled per scrape).",
+            registry=self.registry,
+        )
+
+    async def _sample_graph_replica(self) -> None:
+        if self.graph_replica_lag is None:
+            return
+        try:
+            lag = await self.graph_replica_lag()
+        except GraphUnavailable as exc:
+            log.debug("graph replication lag not sampled: %s", exc)
+            self.graph_lag_bytes.set(-1)
+            self.graph_link_up.set(0)
+            return
+        self.graph_lag_bytes.set(lag.lag_bytes)
+        self.graph_link_up.set(1 if lag.link_up else 0)
+
     async def endpoint(self, request: Request) -> Response:
         settings: Settings = request.app.state.services.settings
         if not metrics_allowed(settings, request.headers.get("authorization")):
@@ -79,6 +113,7 @@ class Metrics:
                 self.fanout_counters.labels(what).set(value)
             for bucket, value in lag.items():
                 self.fanout_lag.labels(bucket).set(value)
+        await self._sample_graph_replica()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

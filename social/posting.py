@@ -3,6 +3,14 @@
 A new tweet's fan-out is queued before the tweet is stored, so no stored tweet ever lacks its
 fan-out (a job whose tweet never appears is dropped). The author sees it at once: it goes into
 their own feed (read-your-writes) and to their own live updates, which fan-out skips.
+
+Durability (`durable_replicas` > 0): a new tweet is acknowledged only once that many replicas of
+its shard confirmed the write within `durable_timeout_ms`, so a failover that promotes a replica
+loses no acknowledged tweet. If fewer confirm in time the tweet is undone before answering
+(tombstoned, out of the timeline, its idempotency key and media freed; the queued fan-out drops a
+tombstone) and the request fails with `TryAgain`: the same request, same idempotency key
+included, may simply be sent again. The tweet was never shown to anyone but a reader who raced
+the few hundred milliseconds of the wait, and those see it disappear like a deleted tweet.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from social.errors import (
     MediaUnusable,
     NotFound,
     NotPermitted,
+    TryAgain,
 )
 from social.fanout_plan import live_event
 from social.feed import LoadTweets
@@ -43,6 +52,12 @@ def media_ids_of(viewer: int, refs: list[tuple[int, int]]) -> list[int]:
     return [media_id for _, media_id in refs]
 
 
+def unconfirmed(replicas_acked: int, replicas_wanted: int) -> bool:
+    """Whether a write confirmed by `replicas_acked` replicas falls short of the durability
+    asked for (and must be undone rather than acknowledged)."""
+    return replicas_acked < replicas_wanted
+
+
 def check_idempotency_key(key: str | None) -> None:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidInput(
@@ -68,6 +83,8 @@ class Posting:
         clock: Clock,
         rate_tweets: str,
         max_page_size: int,
+        durable_replicas: int = 0,
+        durable_timeout_ms: int = 500,
     ) -> None:
         self._tweets = tweets
         self._cache = tweet_cache
@@ -80,6 +97,8 @@ class Posting:
         self._clock = clock
         self._rate_tweets = rate_tweets
         self._max_page_size = max_page_size
+        self._durable_replicas = durable_replicas
+        self._durable_timeout_ms = durable_timeout_ms
 
     async def create(
         self,
@@ -117,7 +136,7 @@ class Posting:
         await self._jobs.fan_out(author, tweet.tweet_id, FanoutAction.PUSH)
         keys = {media_key(author, m): m for m in media_ids}
         try:
-            stored_id = await self._tweets.create(tweet, idempotency_key, list(keys))
+            stored_id = await self._store(tweet, idempotency_key, list(keys))
         except MediaNotAttachable as exc:  # a concurrent tweet attached it after we published it
             taken = keys.get(exc.media_key)
             raise MediaUnusable(author, taken, "is already attached to a tweet") from None
@@ -126,6 +145,35 @@ class Posting:
         ref = FeedRef(tweet.tweet_id, author)
         await self._feeds.push_to_feeds(ref, [author], live_event("tweet", author, tweet.tweet_id))
         return tweet
+
+    async def _store(self, tweet: Tweet, idempotency_key: str | None, media_keys: list[str]) -> int:
+        """Store the tweet; with durability on, undo it and refuse (`TryAgain`) unless enough
+        replicas confirmed it in time. The id of the tweet that exists for the request."""
+        if self._durable_replicas <= 0:
+            return await self._tweets.create(tweet, idempotency_key, media_keys)
+        created = await self._tweets.create_durably(
+            tweet,
+            idempotency_key,
+            media_keys,
+            replicas=self._durable_replicas,
+            timeout_ms=self._durable_timeout_ms,
+        )
+        if created.tweet_id != tweet.tweet_id or not unconfirmed(
+            created.replicas_acked, self._durable_replicas
+        ):
+            return created.tweet_id  # confirmed, or an earlier request's tweet
+        await self._tweets.abandon(tweet, idempotency_key, media_keys)
+        # A reader who raced the wait may hold it in a process cache: drop it everywhere.
+        ref = (tweet.author_id, tweet.tweet_id)
+        self._cache.evict(ref)
+        await self._invalidations.publish(ref)
+        raise TryAgain(
+            f"the tweet was not confirmed by {self._durable_replicas} replica(s) within "
+            f"{self._durable_timeout_ms} ms and was not posted; retry with the same "
+            "idempotencyKey",
+            reason="NOT_REPLICATED",
+            replicasAcknowledged=created.replicas_acked,
+        )
 
     async def _existing(self, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
         [tweet] = await load([(author, tweet_id)])

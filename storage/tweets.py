@@ -11,6 +11,11 @@ author sits in one slot, on one node of a cluster, and every multi-key step belo
 Media records (`media:{A}:<id>`, owned by storage/media.py) are marked attached by the same
 script that stores the tweet (storage/lua/tweet_create.lua), so a media item can never be
 attached twice.
+
+Durability: `create_durably` runs the script and then `WAIT <replicas> <timeout>` on the same
+connection of the node that owns the author's slot (Redis counts acknowledgements of the writes
+made by the connection that asks), and reports how many replicas confirmed; `abandon` undoes a
+tweet that was not confirmed.
 """
 
 from __future__ import annotations
@@ -18,11 +23,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
+import redis.exceptions
+from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.typing import EncodableT
 
 from storage import lua
-from storage.redis_clients import DocumentsRedis, mget, reply_bytes
+from storage.redis_clients import (
+    DocumentsRedis,
+    mget,
+    node_of,
+    refresh_slot_map,
+    reply_bytes,
+)
 
 ID_BYTES = 8
 
@@ -86,6 +100,15 @@ class MediaNotAttachable(Exception):
         self.media_key = media_key
 
 
+@dataclass(frozen=True)
+class Created:
+    """What `create_durably` did: the id of the tweet that exists for the request (an earlier
+    one for a repeated idempotency key) and how many replicas confirmed the write in time."""
+
+    tweet_id: int
+    replicas_acked: int
+
+
 def tweet_key(author_id: int, tweet_id: int) -> str:
     return f"tweet:{{{author_id}}}:{tweet_id}"
 
@@ -103,19 +126,33 @@ def member(tweet_id: int) -> bytes:
     return tweet_id.to_bytes(ID_BYTES, "big")
 
 
+# Replies of a cluster node that refused the call because it does not own the slot (any more):
+# the script did not run there, so it is safe to send again to the owner.
+_NOT_RUN = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def _media_error(error: redis.exceptions.ResponseError) -> MediaNotAttachable | None:
+    """The script's refusal 'MEDIA_NOT_ATTACHABLE <key>' as our exception; None if it is not."""
+    reason, *details = str(error).split() or [""]
+    return MediaNotAttachable(details[0]) if reason == "MEDIA_NOT_ATTACHABLE" else None
+
+
 class TweetStore:
     def __init__(self, client: DocumentsRedis, *, idempotency_ttl_seconds: int) -> None:
         self._redis = client
         self._idempotency_ttl = idempotency_ttl_seconds
         self._create = lua.register(client, "tweet_create")
         self._tombstone = lua.register(client, "tweet_tombstone")
+        self._abandon = lua.register(client, "tweet_abandon")
 
-    async def create(self, tweet: Tweet, client_key: str | None, media_keys: list[str]) -> int:
-        """Store the document, add it to the timeline and attach its media, atomically.
-
-        `client_key` is the caller's optional idempotency key. Returns the id of the stored
-        tweet: an earlier tweet's id if the key was used before. Raises MediaNotAttachable.
-        """
+    def _create_call(
+        self, tweet: Tweet, client_key: str | None, media_keys: list[str]
+    ) -> tuple[list[str], list[EncodableT]]:
         keys = [
             tweet_key(tweet.author_id, tweet.tweet_id),
             timeline_key(tweet.author_id),
@@ -129,13 +166,100 @@ class TweetStore:
             tweet.tweet_id,
             "1" if client_key else "0",
         ]
+        return keys, args
+
+    async def create(self, tweet: Tweet, client_key: str | None, media_keys: list[str]) -> int:
+        """Store the document, add it to the timeline and attach its media, atomically.
+
+        `client_key` is the caller's optional idempotency key. Returns the id of the stored
+        tweet: an earlier tweet's id if the key was used before. Raises MediaNotAttachable.
+        """
+        keys, args = self._create_call(tweet, client_key, media_keys)
         try:
             return int(await self._create(keys=keys, args=args))
-        except Exception as exc:
-            reason, *details = str(exc).split()
-            if reason == "MEDIA_NOT_ATTACHABLE":
-                raise MediaNotAttachable(details[0]) from exc
-            raise
+        except redis.exceptions.ResponseError as exc:
+            refused = _media_error(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+    async def create_durably(
+        self,
+        tweet: Tweet,
+        client_key: str | None,
+        media_keys: list[str],
+        *,
+        replicas: int,
+        timeout_ms: int,
+    ) -> Created:
+        """`create`, then `WAIT replicas timeout_ms` on the same connection to the node that
+        owns the author's slot (one round trip): how many of its replicas acknowledged the
+        write within the timeout (WAIT waits at most `timeout_ms` and never undoes the write).
+        On a cluster whose slot map is stale (the node refused the keys, so the script did not
+        run) the pair is resent to the new owner, up to 3 tries. Raises MediaNotAttachable."""
+        keys, args = self._create_call(tweet, client_key, media_keys)
+        for attempt in range(3):
+            stored, acked = await self._script_then_wait(keys, args, replicas, timeout_ms)
+            if isinstance(stored, _NOT_RUN) and attempt < 2:
+                assert isinstance(self._redis, RedisCluster)
+                await refresh_slot_map(self._redis)
+                continue
+            if isinstance(stored, redis.exceptions.ResponseError):
+                refused = _media_error(stored)
+                raise stored if refused is None else refused
+            for reply in (stored, acked):
+                if isinstance(reply, Exception):
+                    raise reply
+            return Created(tweet_id=int(cast(bytes, stored)), replicas_acked=int(cast(int, acked)))
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    async def _script_then_wait(
+        self,
+        keys: list[str],
+        args: list[EncodableT],
+        replicas: int,
+        timeout_ms: int,
+    ) -> list[object]:
+        """[script reply, WAIT reply] sent as one pipeline on one connection (WAIT counts the
+        acknowledgements of that connection's own writes, so it must not run on another
+        pooled connection). Each reply may be an exception. EVAL, not EVALSHA: a NOSCRIPT
+        answer would cost a whole WAIT before the retry; the server caches the compiled script
+        by its hash either way, so the price is ~1 KB more on the wire."""
+        script: list[EncodableT] = ["EVAL", lua.source("tweet_create"), len(keys), *keys, *args]
+        wait: list[EncodableT] = ["WAIT", replicas, timeout_ms]
+        if isinstance(self._redis, RedisCluster):
+            await self._redis.initialize()
+            node = node_of(self._redis, keys[0])
+            commands = [PipelineCommand(0, *script), PipelineCommand(1, *wait)]
+            try:
+                await node.execute_pipeline(commands)
+            except redis.exceptions.RedisError as exc:  # the node is gone
+                return [exc, exc]
+            return [command.result for command in commands]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.execute_command(*script)
+            pipe.execute_command(*wait)
+            results: list[object] = await pipe.execute(raise_on_error=False)
+            return results
+
+    async def abandon(self, tweet: Tweet, client_key: str | None, media_keys: list[str]) -> bool:
+        """Undo a stored tweet that was never acknowledged: tombstone it (fan-out drops it; no
+        retry can resurrect it), drop it from the timeline, free its idempotency key (a retry
+        with the same key posts afresh) and give back its media (attachable again). True if it
+        was live."""
+        keys = [
+            tweet_key(tweet.author_id, tweet.tweet_id),
+            timeline_key(tweet.author_id),
+            idempotency_key(tweet.author_id, client_key or ""),
+            *media_keys,
+        ]
+        args: list[EncodableT] = [
+            tweet.tombstone().to_json(),
+            member(tweet.tweet_id),
+            tweet.tweet_id,
+            "1" if client_key else "0",
+        ]
+        return bool(await self._abandon(keys=keys, args=args))
 
     async def create_many(self, tweets: list[Tweet]) -> None:
         """Store many tweets without media or idempotency keys, pipelined (seeding); each one

@@ -35,6 +35,7 @@ from graph.falkordb_store import FalkorDBGraph
 from graph.neo4j_store import Neo4jGraph
 from graph.port import SocialGraph
 from settings import Settings
+from tests.replicas import Node, start_node
 from tests.servers import run_worker, serve_api, wait_until
 
 BOLT_GRAPH = "falkordb"
@@ -288,3 +289,25 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     wait_until(answering, timeout=60, what="moto's S3 server")
     yield f"{LOOPBACK}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def graph_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Node]]:
+    """A FalkorDB primary and a replica of it (REPLICAOF, link up): (primary, replica)."""
+    base = tmp_path_factory.mktemp("graph-pair")
+    primary = start_node(base, "graph-primary", falkordb=True)
+    replica = start_node(base, "graph-replica", falkordb=True, primary=primary)
+    yield primary, replica
+    for node in (replica, primary):
+        node.process.stop()
+
+
+@pytest.fixture(scope="session")
+def documents_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Node]]:
+    """A plain Redis primary and a replica of it (link up), for durability: (primary, replica)."""
+    base = tmp_path_factory.mktemp("documents-pair")
+    primary = start_node(base, "documents-primary", falkordb=False)
+    replica = start_node(base, "documents-replica", falkordb=False, primary=primary)
+    yield primary, replica
+    for node in (replica, primary):
+        node.process.stop()
