@@ -7,7 +7,7 @@ Everything binds to loopback and keeps its data under VAR_DIR (default ./var/sca
 - feeds: a second 3 + 3 Redis Cluster (`volatile-lru`, listpack-sized sorted sets, no
   persistence: feeds are rebuilt) when the settings know FEED_REDIS_CLUSTER, else one server;
 - the job broker: one Redis (AOF, `noeviction`);
-- the graph: FalkorDB primary + one replica (REPLICAOF);
+- the graph: FalkorDB primary + one replica (REPLICAOF), which serves graph lists and fan-out;
 - media: moto's S3 server (in memory) behind nginx's pull cache;
 - two API processes (`python -m web.serve`, one uvicorn process each) and two workers
   (`python -m fanout --processes 1 --threads 4`);
@@ -166,6 +166,11 @@ def stack_env(ports: Ports, var_dir: Path, environ: Mapping[str, str]) -> dict[s
         "WEB_CONCURRENCY": "1",  # one process per API replica: nginx balances over them
         "GRAPH_BACKEND": "falkordb",
         "FALKORDB_URL": f"redis://{LOOPBACK}:{ports.graph}",
+        # graph lists, counts and fan-out's follower pages from the replica (the acting user's
+        # own reads stay on the primary for a while after their follow: see README)
+        "FALKORDB_REPLICA_URL": f"redis://{LOOPBACK}:{ports.graph_replica}",
+        # a createTweet is acknowledged once its shard's replica has it (WAIT, bounded)
+        "TWEET_DURABLE_REPLICAS": "1",
         "DOCUMENTS_REDIS_URL": redis_url(ports.documents[0]),
         "DOCUMENTS_REDIS_CLUSTER": "true",
         **feeds,

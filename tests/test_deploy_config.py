@@ -121,6 +121,9 @@ def test_broker_graph_replica_and_media_as_in_the_scaled_stack() -> None:
     replica = services["falkordb-replica"]
     assert services[primary]["image"] == replica["image"]
     assert f"--replicaof {primary} 6379" in replica["environment"]["REDIS_ARGS"]
+    # Reads go to that replica, and tweets wait for their shard's replica, as in the scaled stack.
+    assert urlparse(env["FALKORDB_REPLICA_URL"]).hostname == "falkordb-replica"
+    assert env["TWEET_DURABLE_REPLICAS"] == "1"
     assert env["MEDIA_BACKEND"] == "s3" and env["S3_BUCKET"] == MEDIA_BUCKET
     assert env["CDN_BASE_URL"].endswith(f"/{MEDIA_BUCKET}")
     assert f"local/{MEDIA_BUCKET}" in " ".join(services["minio-init"]["command"])
