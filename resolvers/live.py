@@ -66,9 +66,16 @@ async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncItera
 
 
 def _connected(ctx: RequestContext) -> bool:
-    """False once the client has gone. (A socket closed while its subscription was starting is
-    not always reported to the subscription by cancellation; this bounds how long it lingers.)"""
-    return ctx.websocket is None or ctx.websocket.client_state != WebSocketState.DISCONNECTED
+    """False once the socket has ended, closed by the client or by the server (a protocol
+    violation such as a duplicate operation id closes it server-side, and then the client state
+    never changes). A socket closed while its subscription was starting is not always reported
+    to the subscription by cancellation; this bounds how long it lingers, and so how long the
+    socket's connection slot stays taken."""
+    socket = ctx.websocket
+    return socket is None or WebSocketState.DISCONNECTED not in (
+        socket.client_state,
+        socket.application_state,
+    )
 
 
 def _until(moment: float) -> float:

@@ -194,3 +194,30 @@ async def test_a_token_of_no_account_is_unauthenticated(
     async with connect(ws_url(api_url), subprotocols=[TRANSPORT_WS]) as socket:
         await socket.send(init(forged))
         assert await answer(socket) == (4401, "Unauthorized: invalid or expired token")
+
+
+async def test_a_socket_the_server_closes_mid_subscribe_frees_its_slot(settings: Settings) -> None:
+    """A protocol violation right after a subscribe (here a duplicate operation id: 4409) closes
+    the socket from the server's side; the subscription ends and the connection slot is freed,
+    however often it happens (the attack pass leaked a slot in about one try in three)."""
+    capped = replace(settings, max_ws_connections_per_user=2)
+    subscribe = json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+    with serve_api(capped) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            token, user_id = await sign_up(client, "ann")
+            slots = live_slots_key(parse_user_global_id(user_id))
+            for _ in range(12):
+                async with socket_of(url, token) as socket:
+                    with contextlib.suppress(ConnectionClosed):
+                        await socket.send(subscribe)
+                        await socket.send(subscribe)
+                    assert await answer(socket) == (4409, "Subscriber for 1 already exists")
+            feed_redis = aioredis.Redis.from_url(settings.feed_redis_url)
+            try:
+                async with asyncio.timeout(10):
+                    while await feed_redis.zcard(slots):
+                        await asyncio.sleep(0.05)
+            finally:
+                await feed_redis.aclose()
+            async with socket_of(url, token), socket_of(url, token):
+                pass  # both slots are free
