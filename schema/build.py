@@ -20,6 +20,7 @@ from schema.unicode_input import RejectLoneSurrogates
 from social.errors import BadCredentials
 
 DOCUMENT_CACHE_SIZE = 1024
+DOCUMENT_CACHE_TEXT_CHARS = 1 << 20  # of query text: at most ~30 MB of parsed documents
 Rules = tuple[type[ASTValidationRule], ...]
 
 
@@ -116,7 +117,7 @@ def build_schema(
     common: Rules = (max_depth_rule(max_query_depth, None), max_aliases_rule(max_aliases))
     anonymous = (*common, query_cost_rule(max_query_cost_anonymous, max_page_size))
     authenticated = (*common, query_cost_rule(max_query_cost, max_page_size))
-    cache = DocumentCache(DOCUMENT_CACHE_SIZE)
+    cache = DocumentCache(DOCUMENT_CACHE_SIZE, DOCUMENT_CACHE_TEXT_CHARS)
     extensions: list = [
         lambda: OperationLimits(
             anonymous=anonymous,

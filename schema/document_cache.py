@@ -14,10 +14,18 @@ CacheKey = tuple[str, tuple[type[ASTValidationRule], ...]]
 class DocumentCache:
     """Documents that parsed and passed validation, by (query text, validation rules), least
     recently used evicted first. A refused text is never kept: sending it again costs its sender
-    another parse, not the process memory (strawberry's parser cache keeps every text it parses)."""
+    another parse, not the process memory (strawberry's parser cache keeps every text it parses).
 
-    def __init__(self, maxsize: int) -> None:
+    Bounded by entries and by the characters of query text held (`max_text_chars`): a parsed document
+    costs about 30 times its text in memory (graphql-core's AST and tokens), so without a byte
+    bound 1,024 accepted texts near MAX_QUERY_BYTES held half a gigabyte. A text longer than
+    `max_text_chars // 64` is not kept at all: such texts are not the repeated queries of real
+    clients, and would push many of those out."""
+
+    def __init__(self, maxsize: int, max_text_chars: int) -> None:
         self.maxsize = maxsize
+        self.max_text_chars = max_text_chars
+        self.text_chars = 0
         self._documents: OrderedDict[CacheKey, DocumentNode] = OrderedDict()
 
     def get(self, key: CacheKey) -> DocumentNode | None:
@@ -27,10 +35,14 @@ class DocumentCache:
         return document
 
     def put(self, key: CacheKey, document: DocumentNode) -> None:
+        size = len(key[0])
+        if size > self.max_text_chars // 64 or key in self._documents:
+            return
         self._documents[key] = document
-        self._documents.move_to_end(key)
-        while len(self._documents) > self.maxsize:
-            self._documents.popitem(last=False)
+        self.text_chars += size
+        while len(self._documents) > self.maxsize or self.text_chars > self.max_text_chars:
+            (query, _), _ = self._documents.popitem(last=False)
+            self.text_chars -= len(query)
 
     def queries(self) -> list[str]:
         """The query texts held (what a memory check looks at)."""

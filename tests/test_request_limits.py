@@ -76,6 +76,22 @@ async def test_refused_documents_are_never_cached() -> None:
     assert schema.document_cache.queries() == [accepted]
 
 
+async def test_accepted_documents_are_bounded_by_their_text() -> None:
+    """Accepted texts near MAX_QUERY_BYTES (the attack pass grew a process by half a gigabyte
+    with 1,000 of them) are not kept; small ones are, within the cache's text budget."""
+    schema = build_schema(max_query_depth=4, max_query_bytes=20_000)
+    cache = schema.document_cache
+    for n in range(50):
+        big = "{ __typename }\n#" + "x" * 17_000 + str(n)  # a comment: accepted, cost 0
+        assert (await schema.execute(big)).data == {"__typename": "Query"}
+    assert cache.queries() == []
+    small = [f"query Q{n} {{ __typename }}" for n in range(100)]
+    for query in small:
+        await schema.execute(query)
+    assert cache.queries() == small
+    assert cache.text_chars == sum(map(len, small)) <= cache.max_text_chars
+
+
 async def test_query_cost_limits_anonymous_and_signed_in_callers(settings: Settings) -> None:
     with serve_api(settings) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
