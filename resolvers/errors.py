@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from graphql import GraphQLError
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from graph.port import GraphUnavailable
 from resolvers.ids import media_global_id
@@ -88,6 +89,8 @@ def coded(error: GraphQLError) -> GraphQLError:
         code, message, extensions = "GRAPHQL_VALIDATION_FAILED", error.message, {}
     elif isinstance(original, GraphQLError):  # variables that do not fit their declared types
         code, message, extensions = "BAD_USER_INPUT", error.message, {}
+    elif isinstance(original, CannotGetOperationTypeError):  # no such operation in the document
+        code, message, extensions = "BAD_REQUEST", original.as_http_error_reason(), {}
     elif isinstance(original, ApiError):
         code, message, extensions = original.code, str(original), original.extensions
     elif isinstance(original, domain.DomainError) and (known := domain_code(original)):

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import httpx
 import jwt
+import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -221,3 +222,33 @@ async def test_a_socket_the_server_closes_mid_subscribe_frees_its_slot(settings:
                 await feed_redis.aclose()
             async with socket_of(url, token), socket_of(url, token):
                 pass  # both slots are free
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"id": "2", "type": "subscribe", "payload": "x"},
+        {"id": "2", "type": "subscribe", "payload": {"query": 5}},
+        {"id": 2, "type": "subscribe", "payload": {"query": "{ __typename }"}},
+        {"id": "2", "type": "subscribe", "payload": {"query": "{ __typename }", "variables": 1}},
+    ],
+)
+async def test_a_malformed_subscribe_closes_with_4400(
+    api_url: str, client: httpx.AsyncClient, message: dict
+) -> None:
+    token, _ = await sign_up(client, "ann")
+    async with socket_of(api_url, token) as socket:
+        await socket.send(json.dumps(message))
+        assert await answer(socket) == (4400, "Invalid subscribe message")
+
+
+async def test_an_unknown_operation_name_is_a_coded_client_error(
+    api_url: str, client: httpx.AsyncClient
+) -> None:
+    token, _ = await sign_up(client, "ann")
+    async with socket_of(api_url, token) as socket:
+        payload = {"query": "query A { __typename }", "operationName": "X"}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        reply = await answer(socket)
+        assert isinstance(reply, dict) and reply["type"] == "error", reply
+        assert [e["extensions"]["code"] for e in reply["payload"]] == ["BAD_REQUEST"]

@@ -145,7 +145,10 @@ def error_response(exc: HTTPException, media_type: str) -> Response:
     if isinstance(exc, HTTPError):
         code = exc.code or code
         headers = dict(exc.headers)
-    body = {"errors": [{"message": exc.reason, "extensions": {"code": code}}]}
+    # A reason may quote the request (an unknown operation name): lone surrogates in it would
+    # make the response unencodable.
+    reason = exc.reason.encode("utf-8", "replace").decode("utf-8")
+    body = {"errors": [{"message": reason, "extensions": {"code": code}}]}
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         headers.setdefault("Allow", "GET, POST")  # Strawberry's own 405 (e.g. HEAD) names none
     response = JSONResponse(body, exc.status_code, headers=headers, media_type=media_type)
@@ -201,6 +204,14 @@ class GraphQLOverHTTP(GraphQL[Context, RootValue]):
                 HTTPStatus.NOT_ACCEPTABLE, f"Accept must allow {JSON} or {GRAPHQL_RESPONSE_JSON}"
             )
         return await super().parse_http_body(request)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request body must be a JSON object (or a batch's array): any other JSON value is
+        a coded 400, not an error inside Strawberry's parsing."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(HTTPStatus.BAD_REQUEST, "The request body must be a JSON object")
+        return parsed
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """A GET carrying only a persisted-query hash (no `query`) is an operation, not a

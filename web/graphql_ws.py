@@ -88,6 +88,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler["RequestContext", None]):
             await self.websocket.close(code=refused.code, reason=refused.reason)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if not _well_formed(message):
+            # graphql-transport-ws: an invalid message closes the socket with 4400.
+            await self.websocket.close(code=4400, reason="Invalid subscribe message")
+            return
         if self.connection_acknowledged:  # otherwise Strawberry closes the socket (4401)
             try:
                 if not await self.context.socket_still_authorized():
@@ -96,3 +100,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler["RequestContext", None]):
                 await self.websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="Try again later")
                 return
         await super().handle_subscribe(message)
+
+
+def _well_formed(message: SubscribeMessage) -> bool:
+    """A subscribe message as graphql-transport-ws defines it: a string id and a payload object
+    whose query is a string (Strawberry checks none of it and fails deep inside otherwise)."""
+    payload = message.get("payload")
+    return (
+        isinstance(message.get("id"), str)
+        and isinstance(payload, dict)
+        and isinstance(payload.get("query"), str)
+        and isinstance(payload.get("variables") or {}, dict)
+        and isinstance(payload.get("operationName") or "", str)
+        and isinstance(payload.get("extensions") or {}, dict)
+    )
