@@ -16,9 +16,9 @@ class DocumentCache:
     recently used evicted first. A refused text is never kept: sending it again costs its sender
     another parse, not the process memory (strawberry's parser cache keeps every text it parses).
 
-    Bounded by entries and by the characters of query text held (`max_text_chars`): a parsed document
-    costs about 30 times its text in memory (graphql-core's AST and tokens), so without a byte
-    bound 1,024 accepted texts near MAX_QUERY_BYTES held half a gigabyte. A text longer than
+    Bounded by entries and by the characters of query text held (`max_text_chars`): a parsed
+    document costs about 30 times its text in memory (graphql-core's AST and tokens), so without
+    a text bound 1,024 accepted texts near MAX_QUERY_BYTES held half a gigabyte. A text longer than
     `max_text_chars // 64` is not kept at all: such texts are not the repeated queries of real
     clients, and would push many of those out."""
 
