@@ -12,6 +12,7 @@ import json
 import logging
 import multiprocessing
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from wiring import open_services
 STATIC_DIR = Path(__file__).parent / "static"
 GRAPHIQL_PAGE = STATIC_DIR / "graphiql" / "index.html"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 5
+CONNECTION_INIT_WAIT = timedelta(seconds=10)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        # A socket that never authenticates holds a connection (uncounted: it has no user yet)
+        # for this long; Strawberry's default is a minute.
+        connection_init_wait_timeout=CONNECTION_INIT_WAIT,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         persisted_queries=PersistedQueries.bounded(
             settings.apq_cache_size,
