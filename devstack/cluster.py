@@ -5,6 +5,12 @@ masters, CLUSTER REPLICATE on the replicas).
 Every node keeps its cluster configuration (nodes.conf) in its data directory, so a cluster
 started again from the same directories re-forms by itself (roles as they were last: a promoted
 replica stays a master); it is only formed here when every node is blank.
+
+A node that dies is started again by the supervisor once no live node names it as the master of
+any slot (its replica took over), so it rejoins as that replica's replica; never earlier: a
+master without persistence (the feed cluster) would come back empty and still in charge of its
+slots, and its replica would copy the empty data set. If nobody takes over (its replica is dead
+too), it is started anyway after NODE_RESTART_LATEST_SECONDS.
 """
 
 from __future__ import annotations
@@ -20,6 +26,16 @@ from devstack.servers import LOOPBACK, ManagedProcess, ServerFailedToStart, star
 
 SLOTS = 16_384
 NODE_TIMEOUT_MS = 3_000  # a master unreachable this long is failed over to its replica
+# Every node of both clusters (compose's too, tests/test_deploy_config.py checks):
+CLUSTER_OPTIONS = (
+    # A shard whose master is down (until its replica takes over, ~5 s) stops only its own
+    # slots: every multi-key call stays within one slot, so the other shards keep serving.
+    "--cluster-require-full-coverage", "no",
+    # A node rejoining after a failover needs a full copy from its new master: start sending it
+    # at once rather than waiting 5 s for other replicas to share the transfer (one each here).
+    "--repl-diskless-sync-delay", "0",
+)  # fmt: skip
+NODE_RESTART_LATEST_SECONDS = 30.0  # a dead master nobody took over from is restarted anyway
 
 
 def slot_ranges(masters: int) -> list[tuple[int, int]]:
@@ -52,16 +68,18 @@ def start_cluster(
             "--cluster-port", str(bus_port),
             "--cluster-config-file", "nodes.conf",  # in its own --dir
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            *CLUSTER_OPTIONS,
         ]  # fmt: skip
-        children.append(
-            start_redis(
-                f"{name}-{index}",
-                port,
-                data_dir / f"node{index}",
-                appendonly=appendonly,
-                extra=[*options, *extra],
-            )
+        node = start_redis(
+            f"{name}-{index}",
+            port,
+            data_dir / f"node{index}",
+            appendonly=appendonly,
+            extra=[*options, *extra],
         )
+        peers = [other for other in ports if other != port]
+        node.restart_when = partial(_may_restart, port, peers)
+        children.append(node)
     clients = [redis.Redis(host=LOOPBACK, port=port, socket_timeout=5) for port in ports]
     try:
         known = [int(client.cluster("info")["cluster_known_nodes"]) for client in clients]
@@ -113,15 +131,36 @@ def _replicate(replica: redis.Redis, master_id: bytes) -> bool:
 
 
 def _healthy(clients: list[redis.Redis], replicas: int) -> bool:
-    """Every node agrees the cluster is ok, and `replicas` nodes replicate with their link up."""
+    """Every node agrees the cluster is ok with every slot served (with full coverage not
+    required, "ok" alone does not say so), and `replicas` nodes replicate with their link up."""
     linked = 0
     for client in clients:
-        if client.cluster("info")["cluster_state"] != "ok":
+        info = client.cluster("info")
+        if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != SLOTS:
             return False
         replication = client.info("replication")
         if replication["role"] == "slave" and replication.get("master_link_status") == "up":
             linked += 1
     return linked == replicas
+
+
+def _may_restart(port: int, peers: Sequence[int], seconds_dead: float) -> bool:
+    """Whether the dead node on `port` may start again: no peer that answers names it as the
+    master of any slot (a replica, or a master whose replica took over), or it has been dead
+    for NODE_RESTART_LATEST_SECONDS."""
+    if seconds_dead >= NODE_RESTART_LATEST_SECONDS:
+        return True
+    for peer in peers:
+        client = redis.Redis(host=LOOPBACK, port=peer, socket_timeout=0.5)
+        try:
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+        except redis.RedisError:
+            continue  # dead or busy: ask another
+        finally:
+            client.close()
+        # [low, high, [host, port, id, ...] of the master, then the replicas] per range
+        return all(int(master[1]) != port for _, _, master, *_ in ranges)
+    return False
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:

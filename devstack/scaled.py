@@ -17,7 +17,9 @@ Everything binds to loopback and keeps its data under VAR_DIR (default ./var/sca
 PORT (default 8080) is nginx's port; every other server takes a port in SCALED_BASE_PORT
 (default 7000) + 0..31 (see `Ports`). Settings are checked and every port is tested before
 anything starts. An API or worker that exits is restarted with backoff (nginx routes around an
-API meanwhile); any server exiting stops the stack. Every child dies with the supervisor.
+API meanwhile); so is the graph replica (graph reads go to the primary meanwhile) and a cluster
+node, once its replica has taken over its slots (devstack/cluster.py); any other server exiting
+stops the stack. Every child dies with the supervisor.
 """
 
 from __future__ import annotations
@@ -252,6 +254,8 @@ def main() -> int:
             falkordb=True,
             extra=["--replicaof", LOOPBACK, str(ports.graph)],
         )
+        # Graph reads fall back to the primary while it is down (graph/falkordb_store.py).
+        replica.restart_when = restart_any_time
         children.append(replica)
         wait_for_replication(replica, ports.graph_replica, STARTUP_SECONDS)
         children.append(start_s3_server(ports.s3, logs / "s3.log", timeout=STARTUP_SECONDS))
@@ -278,6 +282,11 @@ def main() -> int:
         return replaceable
 
     return run_stack(start, var_dir)
+
+
+def restart_any_time(seconds_dead: float) -> bool:
+    """A server the stack does without until it is back (after the supervisor's backoff)."""
+    return True
 
 
 def announcement(ports: Ports, var_dir: Path) -> str:

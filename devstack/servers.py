@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -87,10 +87,18 @@ def require_free(port: int, what: str) -> None:
 FEED_REDIS_OPTIONS = ("--zset-max-listpack-entries", "1024", "--zset-max-listpack-value", "32")
 
 
+# Whether a server that exited may be started again, given the seconds since it exited.
+RestartWhen = Callable[[float], bool]
+
+
 class ManagedProcess:
     """A child process, leader of its own process group (everything it starts belongs to it),
     that stops when asked, or gets `parent_death_signal` when its parent dies. Its output goes
-    to `log_path`."""
+    to `log_path`.
+
+    `restart_when`, for a server the stack can lose for a while (a cluster node, a replica):
+    the supervisor starts it again once this says so (asked with the seconds since it exited),
+    instead of stopping the stack. None: its exit stops the stack."""
 
     def __init__(
         self,
@@ -101,8 +109,10 @@ class ManagedProcess:
         log_path: Path | None = None,
         cwd: Path | None = None,
         parent_death_signal: signal.Signals = signal.SIGTERM,
+        restart_when: RestartWhen | None = None,
     ) -> None:
         self.name = name
+        self.restart_when = restart_when
         self.argv = list(argv)
         self.log_path = log_path
         self._env = dict(env) if env is not None else None

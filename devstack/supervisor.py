@@ -97,15 +97,20 @@ def supervise(
     stop: threading.Event,
 ) -> int:
     """Watch the children until `stop` is set (0). A replaceable child that exits is restarted
-    after a delay that doubles per crash (each child its own); any other child exiting stops the
-    stack (1)."""
-    delay = {child: RESTART_FIRST_SECONDS for child in replaceable}
+    after a delay that doubles per crash (each child its own); so is a server with a
+    `restart_when`, once that also agrees (a cluster node: once its replica took over); any
+    other child exiting stops the stack (1)."""
+    restartable = [*replaceable, *(c for c in children if c.restart_when is not None)]
+    delay = {child: RESTART_FIRST_SECONDS for child in restartable}
     restart_at: dict[ManagedProcess, float] = {}
+    exited_at: dict[ManagedProcess, float] = {}
     while not stop.wait(POLL_SECONDS):
         now = time.monotonic()
         for child, when in list(restart_at.items()):
-            if now >= when:
+            agrees = child.restart_when is None or child.restart_when(now - exited_at[child])
+            if now >= when and agrees:
                 child.start()
+                print(f"devstack: {child.name} started again", file=sys.stderr)
                 del restart_at[child]
         for child in children:
             if child.running() or child in restart_at:
@@ -117,8 +122,13 @@ def supervise(
             child.stop()  # its whole process group: no part of it may linger
             if now - child.started_at >= RESTART_RESET_SECONDS:
                 delay[child] = RESTART_FIRST_SECONDS
-            print(f"devstack: restarting the {child.name} in {delay[child]:g} s", file=sys.stderr)
+            later = "" if child.restart_when is None else " at the earliest"
+            print(
+                f"devstack: restarting the {child.name} in {delay[child]:g} s{later}",
+                file=sys.stderr,
+            )
             restart_at[child] = now + delay[child]
+            exited_at[child] = now
             delay[child] = min(2 * delay[child], RESTART_MAX_SECONDS)
     return 0
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis._parsers import AsyncCommandsParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from settings import Settings
@@ -17,24 +20,81 @@ RedisClient = aioredis.Redis | RedisCluster
 DocumentsRedis = RedisClient  # the documents role (a cluster with DOCUMENTS_REDIS_CLUSTER)
 FeedRedis = RedisClient  # the feed role (a cluster with FEED_REDIS_CLUSTER)
 # What a Redis server that is down or too slow raises (callers answer "unavailable", not a bug).
-REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# On a cluster, also what redis-py raises once its own retries give up on a shard that is between
+# masters: CLUSTERDOWN (no master serves the slot yet, or the node is cut off from the majority),
+# TRYAGAIN (a slot mid-migration), or no node known for the slot. Those were answered as bugs (500).
+REDIS_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
 # What a call sent to the node our slot map named raises when that map is out of date (a failover
 # or a slot migration): ask the cluster for its slots again and regroup.
 _TOPOLOGY_ERRORS = (
     *REDIS_UNAVAILABLE,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
     redis.exceptions.MovedError,
     redis.exceptions.AskError,
-    redis.exceptions.SlotNotCoveredError,
 )
+
+
+class _CommandTableOnce(AsyncCommandsParser):
+    """The COMMAND table (which commands take which keys), fetched once: redis-py fetches it
+    again with every reload of the slot map, always from the first master it knows, so while
+    that master is dead (until its replica is promoted) every reload failed, and so did every
+    request that needed one, whatever shard it was for. The table does not change with the
+    topology."""
+
+    async def initialize(self, node: ClusterNode | None = None) -> None:
+        if node is not None:
+            self.node = node
+        if not self.commands:
+            await super().initialize()
+
+
+class _FailoverSafeCluster(RedisCluster):
+    """redis-py's cluster client (8.1) made to ride out a failover without failing the requests
+    for the healthy shards:
+
+    - redis-py resets after a ConnectionError or CLUSTERDOWN in a pipeline, a CLUSTERDOWN on a
+      command, and every fifth MOVED, by calling `aclose()`, which disconnects every connection
+      to every node, those other tasks are using included (or about to: one a task has just
+      taken from the pool). During a master failover each request to the dead shard (any
+      pipeline: the token check is one) did that, and requests to the healthy shards failed
+      with it: a ConnectionError, or an AttributeError or uvloop RuntimeError on the closed
+      transport (a 500). `aclose()` here closes only what nobody is using, the way redis-py
+      itself recycles a connection after a topology change: an idle connection is taken out
+      of the pool while it closes, one in use is closed when it is released; and the next
+      call reloads the slot map. When the owner closes the client nothing is in use, so that
+      is still a full close.
+    - the COMMAND table is fetched once (`_CommandTableOnce`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands_parser = _CommandTableOnce()
+
+    async def aclose(self) -> None:
+        self._initialize = True
+        manager = self.nodes_manager
+        nodes = {
+            id(node): node
+            for node in [*manager.startup_nodes.values(), *manager.nodes_cache.values()]
+        }
+        for node in nodes.values():
+            node.update_active_connections_for_reconnect()  # closed by release(), after use
+            idle = list(node._free)
+            node._free.clear()  # not to be taken while closing
+            await asyncio.gather(*(c.disconnect() for c in idle), return_exceptions=True)
+            node._free.extend(idle)
 
 
 def open_redis(url: str, *, timeout_seconds: float, cluster: bool = False) -> RedisClient:
     """A pooled async client returning bytes that gives up on a dead server after the timeout.
     With `cluster`, `url` names any node; the client discovers the others and routes by slot."""
     if cluster:
-        return RedisCluster.from_url(
+        return _FailoverSafeCluster.from_url(
             url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
         )
     return aioredis.Redis.from_url(
@@ -51,7 +111,7 @@ def open_feed_redis(settings: Settings) -> FeedRedis:
     Redis Cluster of which the URL names any node. Every store of that role takes this client
     as an argument; the caller closes it."""
     if settings.feed_redis_cluster:
-        return RedisCluster.from_url(
+        return _FailoverSafeCluster.from_url(
             settings.feed_redis_url,
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from devstack.cluster import NODE_TIMEOUT_MS
+from devstack.cluster import CLUSTER_OPTIONS, NODE_TIMEOUT_MS
 from devstack.nginx import TEMPLATE, placeholders, render
 from devstack.scaled import (
     API_REPLICAS,
@@ -94,8 +94,10 @@ def test_documents_and_feeds_each_on_a_cluster_with_replicas() -> None:
         }
         assert set(init["environment"][init_list].split()) == addresses
         assert set(nodes) <= set(init["depends_on"])
-        for node in nodes.values():  # a dead master is failed over as soon as in the scaled stack
+        cluster_options = dict(zip(CLUSTER_OPTIONS[::2], CLUSTER_OPTIONS[1::2], strict=True))
+        for node in nodes.values():  # a dead master is failed over as in the scaled stack
             assert command_options(node)["--cluster-node-timeout"] == str(NODE_TIMEOUT_MS)
+            assert cluster_options.items() <= command_options(node).items()
     for node in cluster_nodes(services, "redis-docs-").values():
         options = command_options(node)
         assert (options["--maxmemory-policy"], options["--appendonly"]) == ("noeviction", "yes")
