@@ -175,7 +175,7 @@ async def test_unacceptable_accept_is_406_before_anything_runs(
         ('{"query": "{ __typename }"}', {"Content-Type": "text/plain"}),  # not a GraphQL body
         ('{"query": 5}', {"Content-Type": JSON}),  # query not a string
         ('{"query": "{ __typename }", "variables": []}', {"Content-Type": JSON}),
-        *(((body, {"Content-Type": JSON}) for body in ('"x"', "1", "null", "true"))),  # no object
+        *((body, {"Content-Type": JSON}) for body in ('"x"', "1", "null", "true")),  # no object
         ('{"query": "{ __typename }", "operationName": "\\ud800"}', {"Content-Type": JSON}),
     ],
 )
