@@ -42,8 +42,6 @@ from devstack.servers import LOOPBACK, free_port, free_port_between
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id, user_global_id
 from settings import Settings
 from storage.feeds import feed_key
-from storage.presence import presence_key
-from storage.redis_clients import open_feed_redis
 from storage.tweets import timeline_key, tweet_key
 from tests.gql import (
     CREATE_MEDIA_UPLOAD,
@@ -60,6 +58,7 @@ from tests.images import exif_of, jpeg_with_gps
 from tests.servers import ROOT, queues_idle, wait_until
 from tests.test_devstack import alive, command_line, descendants, wait_for_exit
 from tests.test_nginx_cache import require_nginx
+from tests.test_subscriptions import wait_subscribed
 
 T = TypeVar("T")
 SCALED = [sys.executable, "-m", "devstack.scaled"]
@@ -242,14 +241,7 @@ async def subscribed(
         [replica] = await asyncio.to_thread(
             wait_until, lambda: _newly_accepted(stack, before), 10, what="the socket's replica"
         )
-        feed_redis = open_feed_redis(stack.settings())
-        try:
-            key = presence_key(parse_user_global_id(viewer))
-            async with asyncio.timeout(10):
-                while not await feed_redis.exists(key):
-                    await asyncio.sleep(0.02)
-        finally:
-            await feed_redis.aclose()
+        await wait_subscribed(stack.settings(), viewer)
         yield socket, replica
 
 

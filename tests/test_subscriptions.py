@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -19,6 +18,7 @@ from devstack.servers import ManagedProcess
 from resolvers.ids import parse_user_global_id
 from settings import Settings
 from storage.presence import presence_key
+from storage.redis_clients import open_feed_redis
 from tests.gql import DELETE_TWEET, FOLLOW, gql, read_feed, sign_up, tweet
 from tests.servers import queues_idle, run_worker, serve_api, wait_until
 
@@ -58,9 +58,9 @@ async def next_update(socket: ClientConnection) -> dict:
         assert message["type"] in {"ping", "pong"}, message
 
 
-async def wait_subscribed(client: httpx.AsyncClient, settings: Settings, viewer: str) -> None:
+async def wait_subscribed(settings: Settings, viewer: str) -> None:
     """The subscription is registered once the viewer's presence key exists."""
-    feed_redis = aioredis.Redis.from_url(settings.feed_redis_url)
+    feed_redis = open_feed_redis(settings)
     try:
         key = presence_key(parse_user_global_id(viewer))
         async with asyncio.timeout(10):
@@ -77,7 +77,7 @@ async def test_live_tweets_deletions_and_replay(
     bob, bob_id = await sign_up(client, "bob")
     await gql(client, FOLLOW, {"id": bob_id}, token=ann)
     async with subscribed(api_url, ann) as socket:
-        await wait_subscribed(client, settings, ann_id)
+        await wait_subscribed(settings, ann_id)
         posted = await tweet(client, bob, "live from bob")
         update = await next_update(socket)
         assert update["__typename"] == "FeedTweet"
@@ -119,7 +119,7 @@ async def test_own_tweets_and_their_deletion_arrive_live_once(
     await gql(client, FOLLOW, {"id": bob_id}, token=ann)
     await gql(client, FOLLOW, {"id": ann_id}, token=bob)  # ann's tweets are fanned out too
     async with subscribed(api_url, ann) as socket:
-        await wait_subscribed(client, settings, ann_id)
+        await wait_subscribed(settings, ann_id)
         mine = await tweet(client, ann, "my own")
         update = await next_update(socket)
         assert (update["__typename"], update["tweet"]["id"]) == ("FeedTweet", mine["id"])
@@ -155,7 +155,7 @@ async def test_celebrity_tweets_arrive_live(settings: Settings, tmp_path: Path) 
             await tweet(client, star, "flips the flag")  # 2 followers > 1: now a celebrity
             await asyncio.to_thread(_idle, low)
             async with subscribed(url, ann) as socket:
-                await wait_subscribed(client, low, ann_id)
+                await wait_subscribed(low, ann_id)
                 await tweet(client, star, "to my fans")
                 update = await next_update(socket)
                 assert update["tweet"]["text"] == "to my fans"

@@ -120,7 +120,7 @@ async def test_log_out_everywhere_closes_sockets_on_every_process(settings: Sett
                 await live.send(
                     json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
                 )
-                await wait_subscribed(client, quiet, ann_id)
+                await wait_subscribed(quiet, ann_id)
                 assert (await run(other, "1", VIEWER))["type"] == "next"
                 await gql(
                     client, "mutation { logOutEverywhere }", token=logged_in["logIn"]["token"]
