@@ -1,4 +1,4 @@
-"""`python -m bench [graph|feeds|reads|mixed|storm|soak] [--small]`: run benchmarks and print
+"""`python -m bench [graph|feeds|reads|mixed|storm|soak|scaled] [--small]`: run benchmarks and print
 their figures (all of them by default; --small: smaller data and shorter runs, for a quick look;
 the targets are stated for the full size).
 
@@ -10,6 +10,8 @@ mixed: DeathStarBench-style mixed load on socfb-Reed98 (60% home feed, 30% user 
        10% createTweet), 32 wrk connections: p99 and errors.
 storm: a celebrity-profile read storm through nginx's micro-cache vs straight to the API.
 soak:  60 s of mixed load against the embedded stack (SOAK_SECONDS to change it).
+scaled: feed inserts on one master vs a 3-master cluster, fan-out with 1 vs 2 workers, graph
+       replication lag under follow/unfollow writes.
 The wrk figures need `wrk` (Debian package) and say they were skipped without it.
 """
 
@@ -18,11 +20,11 @@ import asyncio
 import os
 import warnings
 
-from bench import feeds, graph_ops, mixed, read_path, soak, storm
+from bench import feeds, graph_ops, mixed, read_path, scaled, soak, storm
 from bench.seed import Shape
 
 SMALL = Shape(users=11_000, top_audience=10_000, popular=2_000)
-BENCHMARKS = ["graph", "feeds", "reads", "mixed", "storm", "soak"]
+BENCHMARKS = ["graph", "feeds", "reads", "mixed", "storm", "soak", "scaled"]
 
 
 async def main() -> None:
@@ -48,6 +50,9 @@ async def main() -> None:
     if "soak" in args.which:
         print("== soak (embedded stack) ==")
         await soak.run(float(os.environ.get("SOAK_SECONDS", 60)))
+    if "scaled" in args.which:
+        print("== scaled topology (cluster inserts, two workers, graph replication lag) ==")
+        await scaled.run(small=args.small)
 
 
 if __name__ == "__main__":
