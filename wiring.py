@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,7 +48,13 @@ from storage.page_documents import PageDocumentReader
 from storage.presence import Presence
 from storage.rate_limits import RateLimiter
 from storage.rebuild_locks import RebuildLocks
-from storage.redis_clients import DocumentsRedis, FeedRedis, open_feed_redis, open_redis
+from storage.redis_clients import (
+    DocumentsRedis,
+    FeedRedis,
+    open_feed_redis,
+    open_redis,
+    replication_lag,
+)
 from storage.tweet_cache import TweetCache, TweetInvalidations, listen_for_invalidations
 from storage.tweets import TweetStore
 
@@ -187,6 +194,10 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         undo.push_async_callback(_logged(live.stop))
         metrics.fanout_stats = stores.stats
         metrics.graph_replica_lag = replication_lag_probe(stores.graph)
+        metrics.redis_replication_lag = {
+            "documents": functools.partial(replication_lag, stores.documents),
+            "feeds": functools.partial(replication_lag, stores.feed_redis),
+        }
         yield _api_services(settings, stores, jobs, ids, cache, celebrities, live, metrics)
 
 

@@ -39,6 +39,8 @@ class Metrics:
         self.fanout_stats: FanoutStats | None = None  # set once the feed Redis is connected
         # Set when the graph reads from a replica (FALKORDB_REPLICA_URL).
         self.graph_replica_lag: Callable[[], Awaitable[ReplicationLag]] | None = None
+        # Set by the wiring: per Redis role, how far each master's slowest replica trails it.
+        self.redis_replication_lag: dict[str, Callable[[], Awaitable[dict[str, int]]]] = {}
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests by route, method and status.",
@@ -86,6 +88,25 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.redis_lag_bytes = Gauge(
+            "redis_replica_lag_bytes",
+            "Replication stream bytes the slowest replica of each Redis master has not processed "
+            "yet (master_repl_offset minus the replica's offset), by role and master, sampled "
+            "per scrape; -1 for a master without a replica.",
+            ["role", "master"],
+            registry=self.registry,
+        )
+
+    async def _sample_redis_replicas(self) -> None:
+        for role, sample in self.redis_replication_lag.items():
+            try:
+                lags = await sample()
+            except Exception as exc:  # a scrape must answer even with a backend down
+                log.debug("%s replication lag not sampled: %s", role, exc)
+                continue
+            for master, lag in lags.items():
+                self.redis_lag_bytes.labels(role, master).set(lag)
+
     async def _sample_graph_replica(self) -> None:
         if self.graph_replica_lag is None:
             return
@@ -114,6 +135,7 @@ class Metrics:
             for bucket, value in lag.items():
                 self.fanout_lag.labels(bucket).set(value)
         await self._sample_graph_replica()
+        await self._sample_redis_replicas()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -172,3 +172,29 @@ def stale_slot_map(error: BaseException) -> bool:
 async def refresh_slot_map(cluster: RedisCluster) -> None:
     """Ask the cluster again which node holds which slots (after `stale_slot_map` said so)."""
     await cluster.nodes_manager.initialize()
+
+
+async def replication_lag(client: DocumentsRedis) -> dict[str, int]:
+    """Per master ("host:port"), the replication stream bytes its slowest replica has not
+    processed yet (`master_repl_offset` minus the replica's `offset` in INFO replication);
+    -1 for a master without a replica. On a cluster, every master; on one server, that one."""
+    if isinstance(client, RedisCluster):
+        masters = client.get_primaries()
+        infos = [await client.info("replication", target_nodes=node) for node in masters]
+        names = [f"{node.host}:{node.port}" for node in masters]
+    else:
+        infos = [await client.info("replication")]
+        kwargs = client.connection_pool.connection_kwargs
+        names = [f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"]
+    return {name: _slowest_replica_lag(info) for name, info in zip(names, infos, strict=True)}
+
+
+def _slowest_replica_lag(info: dict[str, object]) -> int:
+    offsets = [
+        int(replica["offset"])
+        for key, replica in info.items()
+        if key.startswith("slave") and isinstance(replica, dict) and "offset" in replica
+    ]
+    if not offsets:
+        return -1
+    return max(0, int(str(info.get("master_repl_offset", 0))) - min(offsets))

@@ -12,6 +12,7 @@ import httpx
 from devstack.servers import free_port, start_redis
 from settings import Settings
 from tests.gql import gql, gql_error, sign_up
+from tests.replicas import Node, wait_caught_up
 from tests.servers import serve_api
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +88,21 @@ async def test_graphiql_page_and_assets_are_served_locally(client: httpx.AsyncCl
     for src in sources:
         asset = await client.get(src)
         assert asset.status_code == 200 and len(asset.content) > 1000, src
+
+
+async def test_redis_replication_lag_is_exported_per_role_and_master(
+    settings: Settings, documents_pair: tuple[Node, Node]
+) -> None:
+    """The documents role on a primary with a replica: its lag (bytes, >= 0) is on /metrics; the
+    feed role's server has no replica: -1."""
+    primary, replica = documents_pair
+    wait_caught_up(primary, replica)
+    documents_on_pair = replace(settings, documents_redis_url=primary.url)
+    with serve_api(documents_on_pair) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            await sign_up(client, "alice")  # something to replicate
+            metrics = (await client.get("/metrics")).text
+    gauge = r'redis_replica_lag_bytes\{master="([^"]+)",role="(\w+)"\} (-?[\d.]+)'
+    lags = {(role, master): float(value) for master, role, value in re.findall(gauge, metrics)}
+    assert lags[("documents", f"127.0.0.1:{primary.port}")] >= 0
+    assert [lag for (role, _), lag in lags.items() if role == "feeds"] == [-1]
