@@ -1,11 +1,12 @@
-"""`python -m bench [graph|feeds|reads|mixed|storm|soak|scaled] [--small]`: run benchmarks and print
-their figures (all of them by default; --small: smaller data and shorter runs, for a quick look;
-the targets are stated for the full size).
+"""`python -m bench [graph|feeds|reads|reads-nginx|mixed|storm|soak|scaled] [--small]`: run
+benchmarks and print their figures (all of them by default; --small: smaller data and shorter
+runs, for a quick look; the targets are stated for the full size).
 
 graph: social-graph operations on socfb-Reed98 (962 people), both adapters.
 feeds: fan-out, createTweet, feed misses and memory on a 110k-user power-law graph.
 reads: the feed read path under wrk: full 20-tweet pages, server CPU per request, the floor
        without GraphQL, 1 vs 2 API processes, the raw Redis page read.
+reads-nginx: the same feed reads through nginx, 1 API process vs 2 as two upstreams.
 mixed: DeathStarBench-style mixed load on socfb-Reed98 (60% home feed, 30% user timeline,
        10% createTweet), 32 wrk connections: p99 and errors.
 storm: a celebrity-profile read storm through nginx's micro-cache vs straight to the API.
@@ -20,11 +21,11 @@ import asyncio
 import os
 import warnings
 
-from bench import feeds, graph_ops, mixed, read_path, scaled, soak, storm
+from bench import feeds, graph_ops, mixed, read_nginx, read_path, scaled, soak, storm
 from bench.seed import Shape
 
 SMALL = Shape(users=11_000, top_audience=10_000, popular=2_000)
-BENCHMARKS = ["graph", "feeds", "reads", "mixed", "storm", "soak", "scaled"]
+BENCHMARKS = ["graph", "feeds", "reads", "reads-nginx", "mixed", "storm", "soak", "scaled"]
 
 
 async def main() -> None:
@@ -41,6 +42,9 @@ async def main() -> None:
     if "reads" in args.which:
         print("== feed read path (wrk, floor, API processes) ==")
         await read_path.run(small=args.small)
+    if "reads-nginx" in args.which:
+        print("== feed reads through nginx (1 vs 2 API processes) ==")
+        await read_nginx.run(small=args.small)
     if "mixed" in args.which:
         print("== mixed load (socfb-Reed98, DeathStarBench-style) ==")
         await mixed.run(small=args.small)

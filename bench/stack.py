@@ -86,6 +86,11 @@ class Stack:
             self.api.stop()
             self.api = None
 
+    def start_api_on(self, port: int, workers: int = 1) -> ManagedProcess:
+        """One more API process group (`python -m web.serve`) on `port`, as the scaled stack
+        runs a second API container; the caller stops it."""
+        return self._start_http(f"api-{port}", "web.serve", port, workers)
+
     def start_floor(self, port: int, workers: int = 1) -> ManagedProcess:
         """The benchmark's floor app (bench/floor.py) on `port`, launched like the API; the
         caller stops it."""
