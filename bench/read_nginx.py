@@ -11,12 +11,10 @@ Printed: req/s, p50/p99, CPU per request of the API processes, nginx, Redis and 
 from __future__ import annotations
 
 import asyncio
-import random
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from auth.tokens import TokenIssuer
 from bench import wrk
 from bench.procstat import CpuMeter
 from bench.read_path import (
@@ -28,10 +26,9 @@ from bench.read_path import (
     Config,
     feed_body,
     machine,
-    print_feed_lengths,
+    seeded_readers,
     warm_feeds,
 )
-from bench.seed import seed, user_id
 from bench.stack import Stack
 from bench.storm import NGINX_MISSING
 from devstack.nginx import nginx_binary, start_nginx
@@ -77,19 +74,7 @@ async def run(small: bool = False) -> None:
 async def _run(stack: Stack, config: Config, tmp: Path) -> None:
     stores = open_stores(replace(stack.settings, redis_timeout_seconds=30))
     try:
-        await stores.graph.ensure_schema()
-        seeded = await seed(config.shape, stores.graph, stores.accounts, stores.tweets)
-        print(
-            f"seeded {seeded['users']:,} users, {seeded['follows']:,} follows, "
-            f"{seeded['tweets']:,} tweets"
-        )
-        rng = random.Random(11)  # the same readers as `bench reads`
-        readers = rng.sample(range(config.shape.popular, config.shape.users), config.readers)
-        issuer = TokenIssuer(stack.settings.jwt_secret, 3600)
-        tokens = [issuer.issue(user_id(r), 0) for r in readers]
-        stack.start_api(workers=1)
-        await warm_feeds(stack.api_url, tokens)
-        await print_feed_lengths(stores, readers)
+        _, tokens = await seeded_readers(stack, stores, config)  # the readers of `bench reads`
         requests = [wrk.post_request("/graphql", feed_body(), t) for t in tokens]
         script = wrk.write_script(tmp, "feed", wrk.rotating_script(requests, expect_authors=PAGE))
         assert stack.api is not None

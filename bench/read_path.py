@@ -110,22 +110,31 @@ async def run(small: bool = False) -> None:
 async def _run(stack: Stack, config: Config, tmp: Path) -> None:
     stores = open_stores(replace(stack.settings, redis_timeout_seconds=30))
     try:
-        await stores.graph.ensure_schema()
-        seeded = await seed(config.shape, stores.graph, stores.accounts, stores.tweets)
-        print(
-            f"seeded {seeded['users']:,} users, {seeded['follows']:,} follows, "
-            f"{seeded['tweets']:,} tweets"
-        )
-        rng = random.Random(11)
-        readers = rng.sample(range(config.shape.popular, config.shape.users), config.readers)
-        issuer = TokenIssuer(stack.settings.jwt_secret, 3600)
-        tokens = [issuer.issue(user_id(r), 0) for r in readers]
-        stack.start_api(workers=1)
-        await warm_feeds(stack.api_url, tokens)
-        await print_feed_lengths(stores, readers)
+        readers, tokens = await seeded_readers(stack, stores, config)
         await compare_and_measure(stack, stores, readers, tokens, config, tmp)
     finally:
         await stores.close()
+
+
+async def seeded_readers(
+    stack: Stack, stores: Stores, config: Config
+) -> tuple[list[int], list[str]]:
+    """Seed the graph and tweets, start one API process, and build every reader's feed through
+    it (asserting full pages): (readers, their tokens). The same readers for every read bench."""
+    await stores.graph.ensure_schema()
+    seeded = await seed(config.shape, stores.graph, stores.accounts, stores.tweets)
+    print(
+        f"seeded {seeded['users']:,} users, {seeded['follows']:,} follows, "
+        f"{seeded['tweets']:,} tweets"
+    )
+    rng = random.Random(11)
+    readers = rng.sample(range(config.shape.popular, config.shape.users), config.readers)
+    issuer = TokenIssuer(stack.settings.jwt_secret, 3600)
+    tokens = [issuer.issue(user_id(r), 0) for r in readers]
+    stack.start_api(workers=1)
+    await warm_feeds(stack.api_url, tokens)
+    await print_feed_lengths(stores, readers)
+    return readers, tokens
 
 
 async def warm_feeds(api_url: str, tokens: list[str]) -> None:
