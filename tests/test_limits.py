@@ -152,3 +152,18 @@ async def test_production_switches(settings: Settings) -> None:
     assert Settings.from_env({"APP_ENV": "production", "JWT_SECRET": "x" * 40}).jwt_secret
     development = Settings.from_env({"APP_ENV": "development"})
     assert development.jwt_secret == DEVELOPMENT_JWT_SECRET
+
+
+async def test_operations_beyond_the_socket_limit_get_a_coded_error(api_url: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        token, _ = await sign_up(client, "ann")
+    async with subscribed(api_url, token) as socket:  # operation "1"
+        payload = {"query": "subscription { feedUpdates { __typename } }"}
+        for i in range(2, 6):  # four more: five in all, the limit
+            await socket.send(json.dumps({"id": str(i), "type": "subscribe", "payload": payload}))
+        await socket.send(json.dumps({"id": "6", "type": "subscribe", "payload": payload}))
+        while (message := json.loads(await asyncio.wait_for(socket.recv(), 10)))["id"] != "6":
+            pass
+        assert message["type"] == "error"
+        assert message["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert "5 operations" in message["payload"][0]["message"]

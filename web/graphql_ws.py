@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from graphql import GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -24,6 +25,7 @@ from resolvers.close_codes import (
     CLOSE_UNAUTHORIZED,
 )
 from resolvers.context import bearer_token
+from resolvers.errors import RateLimited, coded
 from social.errors import BadCredentials
 from storage.live_hub import TooManyConnections
 from storage.redis_clients import REDIS_UNAVAILABLE
@@ -99,6 +101,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler["RequestContext", None]):
             except REDIS_UNAVAILABLE:
                 await self.websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="Try again later")
                 return
+        limit = self.max_subscriptions_per_connection
+        if limit is not None and len(self.operations) >= limit:
+            # Strawberry would refuse it too, with an error that has no code.
+            error = RateLimited(f"At most {limit} operations may run at once on one socket")
+            payload = [coded(GraphQLError(str(error), original_error=error)).formatted]
+            await self.send_message({"id": message["id"], "type": "error", "payload": payload})
+            return
         await super().handle_subscribe(message)
 
 
