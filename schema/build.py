@@ -15,6 +15,7 @@ from strawberry.types.execution import PreExecutionError
 from resolvers.errors import coded_result
 from schema.document_cache import CachedDocuments, DocumentCache
 from schema.limits import graph_call_slots, query_cost_rule, query_too_large
+from schema.operation_choice import OperationNameRequired
 from schema.root import Mutation, Query, Subscription
 from schema.unicode_input import RejectLoneSurrogates
 from social.errors import BadCredentials
@@ -130,6 +131,7 @@ def build_schema(
     if not introspection:
         extensions.append(DisableIntrospection)
     extensions.append(lambda: CachedDocuments(cache))
+    extensions.append(OperationNameRequired)
     return Schema(
         query=Query,
         mutation=Mutation,

@@ -92,6 +92,10 @@ def test_accept_negotiation(accept: str | None, media_type: str | None) -> None:
 BAD_REQUESTS = {
     "does not parse": ({"query": "{"}, "GRAPHQL_VALIDATION_FAILED"),
     "does not validate": ({"query": "{ noSuchField }"}, "GRAPHQL_VALIDATION_FAILED"),
+    "several operations, none named": (
+        {"query": 'query A { viewer { id } } query B { user(username: "x") { id } }'},
+        "BAD_REQUEST",
+    ),
     "variables do not coerce": (
         {"query": "query($u: String!) { user(username: $u) { id } }", "variables": {"u": None}},
         "BAD_USER_INPUT",
@@ -192,3 +196,17 @@ async def test_malformed_http_requests_get_coded_400s(
         body = response.json()
         assert "data" not in body
         assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_REQUEST"]
+
+
+async def test_a_document_of_several_operations_runs_only_the_named_one(
+    client: httpx.AsyncClient,
+) -> None:
+    """The spec's GetOperation: with operationName the named operation runs; without it the
+    request is refused, also once the document is cached (it validated with a name before)."""
+    two = 'query A { user(username: "ann") { username } } query B { viewer { id } }'
+    await sign_up(client, "ann")
+    named = await client.post("/graphql", json={"query": two, "operationName": "A"})
+    assert named.json() == {"data": {"user": {"username": "ann"}}}
+    unnamed = await client.post("/graphql", json={"query": two})
+    assert "data" not in unnamed.json() or unnamed.json()["data"] is None
+    assert [e["extensions"]["code"] for e in unnamed.json()["errors"]] == ["BAD_REQUEST"]
