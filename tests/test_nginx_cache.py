@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 import httpx
@@ -141,3 +142,30 @@ async def test_public_server_refuses_metrics(nginx_url: str) -> None:
     async with httpx.AsyncClient(base_url=nginx_url, timeout=30) as client:
         assert (await client.get("/metrics")).status_code == 404
         assert (await client.get("/healthz")).status_code == 200
+
+
+def api_sockets(api_url: str) -> dict[str, int]:
+    """The API port's TCP sockets on this machine by state (from /proc/net/tcp)."""
+    port = f"{urlparse(api_url).port:04X}"
+    states = {"01": "established", "06": "time_wait"}
+    found = {"established": 0, "time_wait": 0}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if local.endswith(f":{port}") and state in states:
+            found[states[state]] += 1
+    return found
+
+
+async def test_requests_reuse_upstream_connections(api_url: str, nginx_url: str) -> None:
+    """The upstream keeps connections alive: 30 requests, one after another, open one
+    connection to the API instead of 30 (each closed one would leave a TIME_WAIT behind)."""
+    async with httpx.AsyncClient(base_url=nginx_url, timeout=30) as client:
+        token, _ = await sign_up(client, "ann")
+        for _ in range(30):
+            body = {"query": VIEWER}
+            response = await client.post(
+                "/graphql", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 200
+    sockets = api_sockets(api_url)
+    assert sockets["established"] >= 1 and sockets["time_wait"] <= 1, sockets
