@@ -14,7 +14,6 @@ deletes them at once. A client retry simply starts over with a new id.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -138,7 +137,11 @@ class Accounts:
         those, TooManyAttempts. An account's failures from every address together only slow
         its attempts down (OWASP: throttle rather than lock out), so nobody can lock its owner
         out by guessing from many addresses. An attempt counts from before its password is
-        checked (concurrent guesses cannot slip past a limit) until it succeeds."""
+        checked (concurrent guesses cannot slip past a limit) until it succeeds. The delay is a
+        turn: attempts on one account wait one behind the other, each the delay after the one
+        before, and past a queue of `delay_max_seconds` they are refused (TooManyAttempts), so
+        guesses from any number of addresses at once still reach the password check at most
+        once per delay; the owner then waits at most that long, or is told when to retry."""
         rates = self._login
         account = username.lower()[:32]
         limited = [
@@ -153,7 +156,8 @@ class Accounts:
         kept = free + _FAILURES_KEPT_PAST_FREE
         on_account = await self._throttle.record("login-account", account, kept, window)
         counted.append(("login-account", account, on_account))
-        await asyncio.sleep(login_delay(on_account.recent - 1, free, rates.delay_max_seconds))
+        delay = login_delay(on_account.recent - 1, free, rates.delay_max_seconds)
+        await self._throttle.take_turn("login-account", account, delay, rates.delay_max_seconds)
 
         account_record = None
         if len(password) <= MAX_PASSWORD_LENGTH:

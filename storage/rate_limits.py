@@ -4,9 +4,11 @@ Keys (this module is their only writer): rate:<action>:<subject>, a sorted set o
 (ms) of recent attempts, each a unique member, with a TTL of the window. One script
 (lua/rate_hit.lua) checks and records atomically, so concurrent requests cannot all slip under
 the limit. An attempt that turns out not to count (a log-in that succeeded) is forgiven by
-removing its member. Kept in the feed Redis: losing them to eviction or a restart only forgives
-some recent attempts. Every command and script here touches one key, so on a cluster each goes
-whole to the node of that key's slot.
+removing its member. turn:<action>:<subject>: when the subject's next turn is free (ms), for
+actions whose attempts are spaced out in time rather than counted (lua/take_turn.lua). Kept in
+the feed Redis: losing them to eviction or a restart only forgives some recent attempts. Every
+command and script here touches one key, so on a cluster each goes whole to the node of that
+key's slot.
 """
 
 from __future__ import annotations
@@ -29,10 +31,17 @@ class Verdict:
     attempt: str = ""  # this attempt's member, for `forgive`
 
 
+@dataclass(frozen=True)
+class Turn:
+    allowed: bool
+    wait_seconds: float  # allowed: until the turn; refused: until a turn would be given
+
+
 class RateLimiter:
     def __init__(self, client: FeedRedis) -> None:
         self._client = client
         self._hit = lua.register(client, "rate_hit")
+        self._take_turn = lua.register(client, "take_turn")
 
     async def hit(self, action: str, subject: str, limit: int, window_seconds: int) -> Verdict:
         """Record an attempt of `action` by `subject` unless that would exceed `limit` in the
@@ -63,6 +72,22 @@ class RateLimiter:
         if wait_ms:
             return Verdict(allowed=False, retry_after_seconds=wait_ms / 1000, recent=recent)
         return Verdict(allowed=True, recent=recent, attempt=member)
+
+    async def take_turn(
+        self, action: str, subject: str, spacing_seconds: float, longest_wait_seconds: float
+    ) -> Turn:
+        """Reserve `subject`'s next turn at `action`: no sooner than `spacing_seconds` from now
+        nor from the turn reserved before it, and at most `longest_wait_seconds` away (else
+        nothing is reserved). Concurrent callers queue one behind the other."""
+        args: list[EncodableT] = [
+            int(time.time() * 1000),
+            int(spacing_seconds * 1000),
+            int(longest_wait_seconds * 1000),
+        ]
+        wait_ms = int(await self._take_turn(keys=[f"turn:{action}:{subject}"], args=args))
+        if wait_ms < 0:
+            return Turn(allowed=False, wait_seconds=-wait_ms / 1000)
+        return Turn(allowed=True, wait_seconds=wait_ms / 1000)
 
 
 def _key(action: str, subject: str) -> str:

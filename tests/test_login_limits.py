@@ -1,8 +1,11 @@
 """Log-in limits: failures are refused per address and per (username, address); an account's
-failures from many addresses only slow it down, so guessing cannot lock its owner out."""
+failures from many addresses slow it down (attempts take turns, the queue bounded), so guessing
+from many addresses at once reaches the password check once per delay and cannot lock its owner
+out for longer than the delay."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -87,6 +90,34 @@ async def test_successful_log_ins_do_not_count_as_failures(
         with pytest.raises(Unauthenticated):
             await accounts.log_in(office, "alice", WRONG)
     await accounts.log_in(office, "alice", PASSWORD)
+
+
+async def test_concurrent_guesses_from_many_addresses_reach_the_check_once_per_delay(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """30 guesses at once from 30 addresses: the first few are free, then the account's turns
+    are the delay apart and the queue is at most LOGIN_DELAY_MAX_SECONDS long, so the rest are
+    refused before any password is checked; the owner is then told when to retry, and can."""
+    await sign_up(client, "alice")
+    slow = replace(production_login_limits(settings), login_delay_max_seconds=2.0)
+    async with open_services(slow, Metrics()) as opened:
+        guesses = [
+            accounts.log_in(from_address(opened, f"203.0.113.{n}"), "alice", WRONG)
+            for n in range(30)
+        ]
+        outcomes = await asyncio.gather(*guesses, return_exceptions=True)
+        checked = sum(isinstance(outcome, Unauthenticated) for outcome in outcomes)
+        refused = [outcome for outcome in outcomes if isinstance(outcome, RateLimited)]
+        assert checked + len(refused) == 30
+        assert checked <= 5 + 2  # the free failures, then a turn now + 1 s and one at + 2 s
+        assert all(0 < error.details["retryAfter"] <= 2 for error in refused)
+        owner = from_address(opened, "198.51.100.7")
+        try:
+            session = await accounts.log_in(owner, "alice", PASSWORD)
+        except RateLimited as busy:
+            await asyncio.sleep(busy.details["retryAfter"])
+            session = await accounts.log_in(owner, "alice", PASSWORD)
+        assert session.profile.username == "alice"
 
 
 def test_an_accounts_failures_slow_it_down_up_to_the_maximum() -> None:
