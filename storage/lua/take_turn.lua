@@ -10,5 +10,7 @@ local start = math.max(now + spacing, free_from)
 if start - now > longest then
   return -math.max(1, start - now - longest)
 end
-redis.call('SET', KEYS[1], start + spacing, 'PX', start + spacing - now + 1000)
+if spacing > 0 then  -- without spacing the next turn is free as early as this one: nothing to keep
+  redis.call('SET', KEYS[1], start + spacing, 'PX', start + spacing - now + 1000)
+end
 return start - now
