@@ -611,22 +611,26 @@ def open_media_library(settings: Settings, documents: DocumentsRedis) -> MediaLi
         upload_url_ttl_seconds=settings.media_upload_url_ttl_seconds,
         expiry_seconds=settings.media_orphan_hours * 3600,
         max_pending_bytes=settings.media_max_pending_bytes,
-        video=VideoLimits(
-            max_bytes=settings.video_max_bytes,
-            max_seconds=settings.video_max_seconds,
-            max_width=settings.video_max_width,
-            max_height=settings.video_max_height,
-            max_fps=settings.video_max_fps,
-            max_pending_bytes=settings.video_max_pending_bytes,
-            multipart_threshold_bytes=settings.video_multipart_threshold_bytes,
-            part_bytes=settings.video_multipart_part_bytes,
-            process=ChildLimits(
-                memory_bytes=settings.video_process_memory_mb * 1024 * 1024,
-                cpu_seconds=settings.video_process_cpu_seconds,
-                timeout_seconds=settings.video_process_timeout_seconds,
-                concurrency=settings.video_process_concurrency,
-            ),
-            max_attempts=settings.video_process_max_attempts,
-            lease_seconds=settings.video_lease_seconds,
+        video=video_limits(settings),
+    )
+
+
+def video_limits(settings: Settings) -> VideoLimits:
+    return VideoLimits(
+        max_bytes=settings.video_max_bytes,
+        max_seconds=settings.video_max_seconds,
+        max_width=settings.video_max_width,
+        max_height=settings.video_max_height,
+        max_fps=settings.video_max_fps,
+        max_pending_bytes=settings.video_max_pending_bytes,
+        multipart_threshold_bytes=settings.video_multipart_threshold_bytes,
+        part_bytes=settings.video_multipart_part_bytes,
+        process=ChildLimits(
+            memory_bytes=settings.video_process_memory_mb * 1024 * 1024,
+            cpu_seconds=settings.video_process_cpu_seconds,
+            timeout_seconds=settings.video_process_timeout_seconds,
+            concurrency=settings.video_process_concurrency,
         ),
+        max_attempts=settings.video_process_max_attempts,
+        lease_seconds=settings.video_lease_seconds,
     )
