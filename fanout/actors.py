@@ -15,6 +15,7 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from fanout.queues import VIDEO_QUEUES
 from social.fanout import FanOut, FollowStateMoved, VideoHeldElsewhere
 from social.ports import FanoutAction
 
@@ -64,7 +65,7 @@ _MEDIA = {
 # A worker that dies mid-run: its message is redelivered once its heartbeats stop, and the job
 # waits out the dead worker's lease (VIDEO_LEASE_SECONDS) by retrying with these backoffs.
 _VIDEO = {
-    "queue_name": "video",
+    "queue_name": VIDEO_QUEUES[0],
     "max_retries": 30,
     "min_backoff": 1_000,
     "max_backoff": 30_000,
