@@ -12,7 +12,7 @@ from pathlib import Path
 
 from settings import Settings
 from storage import videos
-from storage.media import OUTPUT_GROWTH, OUTPUT_MARGIN_BYTES, video_limits
+from storage.media import video_child_args, video_limits
 from storage.sandbox import Sandbox
 from tests.videos import clip
 
@@ -41,15 +41,7 @@ async def run() -> None:
             source, out = Path(folder) / "upload", Path(folder) / "out"
             source.write_bytes(data)
             out.mkdir()
-            args = [
-                str(source),
-                str(out),
-                str(limits.max_width),
-                str(limits.max_height),
-                str(limits.max_seconds),
-                str(limits.max_fps),
-                str(len(data) * OUTPUT_GROWTH + OUTPUT_MARGIN_BYTES),
-            ]
+            args = video_child_args(source, out, limits, len(data))
             started = time.perf_counter()
             result, _ = await sandbox.run(videos.__file__, args)
             elapsed = time.perf_counter() - started

@@ -481,16 +481,7 @@ class MediaLibrary:
             source, out = Path(folder) / "upload", Path(folder) / "out"
             out.mkdir()
             await self.objects.download(incoming, source)
-            limits = self.video
-            args = [
-                str(source),
-                str(out),
-                str(limits.max_width),
-                str(limits.max_height),
-                str(limits.max_seconds),
-                str(limits.max_fps),
-                str(stored.size * OUTPUT_GROWTH + OUTPUT_MARGIN_BYTES),
-            ]
+            args = video_child_args(source, out, self.video, stored.size)
             try:
                 result, _ = await self._video_sandbox.run(videos.__file__, args)
             except SandboxRefused as exc:
@@ -585,6 +576,14 @@ class MediaLibrary:
                 await self.objects.delete(object_key)
         await self._redis.delete(keys[0])
         return True
+
+
+def video_child_args(source: Path, out: Path, limits: VideoLimits, size: int) -> list[str]:
+    """The arguments of `storage/videos.py` (after the sandbox's own) for an upload of `size`
+    bytes at `source`, writing into `out`."""
+    growth = size * OUTPUT_GROWTH + OUTPUT_MARGIN_BYTES
+    bounds = (limits.max_width, limits.max_height, limits.max_seconds, limits.max_fps, growth)
+    return [str(source), str(out), *map(str, bounds)]
 
 
 def _now_ms() -> int:

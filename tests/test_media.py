@@ -44,7 +44,11 @@ from tests.servers import ROOT, run_worker, serve_api, wait_until
 def media_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     if request.param == "local":
         return settings
-    endpoint: str = request.getfixturevalue("s3_server")
+    return on_s3(settings, request.getfixturevalue("s3_server"))
+
+
+def on_s3(settings: Settings, endpoint: str) -> Settings:
+    """`settings` with media on moto's S3 server at `endpoint`, in a bucket of its own."""
     bucket = f"media-{uuid.uuid4().hex[:8]}"
     return replace(
         settings,

@@ -10,8 +10,8 @@ import asyncio
 import io
 import json
 import struct
-import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,12 +19,13 @@ import av
 import httpx
 import pytest
 from PIL import Image
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from devstack.servers import ManagedProcess
 from settings import Settings
 from tests.gql import CREATE_MEDIA_UPLOAD, DELETE_TWEET, gql, gql_error, sign_up
 from tests.servers import run_worker, serve_api, wait_until
+from tests.test_media import on_s3
 from tests.videos import (
     LOCATION,
     clip,
@@ -72,17 +73,7 @@ def video_settings(request: pytest.FixtureRequest, settings: Settings) -> Settin
     quick = replace(settings, **QUICK_JOBS)
     if request.param == "local":
         return quick
-    endpoint: str = request.getfixturevalue("s3_server")
-    bucket = f"media-{uuid.uuid4().hex[:8]}"
-    return replace(
-        quick,
-        media_backend="s3",
-        s3_endpoint=endpoint,
-        s3_access_key="testing",
-        s3_secret_key="testing",
-        s3_bucket=bucket,
-        cdn_base_url=f"http://{endpoint}/{bucket}",
-    )
+    return on_s3(quick, request.getfixturevalue("s3_server"))
 
 
 @pytest.fixture
@@ -100,6 +91,19 @@ def stack(video_settings: Settings, tmp_path: Path) -> Iterator[str]:
 async def client(stack: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack, timeout=30) as http:
         yield http
+
+
+@asynccontextmanager
+async def watching(api_url: str, token: str, media_id: str) -> AsyncIterator[ClientConnection]:
+    """A socket authenticated with `token`, subscribed to mediaProcessing(media_id) as "1"."""
+    url = api_url.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:
+        init = {"Authorization": f"Bearer {token}"}
+        await socket.send(json.dumps({"type": "connection_init", "payload": init}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        payload = {"query": WATCH, "variables": {"id": media_id}}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        yield socket
 
 
 async def put(url: str, data: bytes, content_type: str = "") -> int:
@@ -301,13 +305,7 @@ async def test_tweet_rules_for_videos(local_settings: Settings, tmp_path: Path) 
             for operation in (MEDIA, COMPLETE):
                 code, _ = await gql_error(client, operation, {"id": media_id}, token=other)
                 assert code == "FORBIDDEN"
-            socket_url = url.replace("http://", "ws://") + "/graphql"
-            async with connect(socket_url, subprotocols=["graphql-transport-ws"]) as socket:
-                init = {"Authorization": f"Bearer {other}"}
-                await socket.send(json.dumps({"type": "connection_init", "payload": init}))
-                assert json.loads(await socket.recv())["type"] == "connection_ack"
-                payload = {"query": WATCH, "variables": {"id": media_id}}
-                await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            async with watching(url, other, media_id) as socket:
                 answer = json.loads(await asyncio.wait_for(socket.recv(), 10))
                 [error] = answer["payload"]["errors"]  # in a `next`, then `complete`
                 assert error["extensions"]["code"] == "FORBIDDEN", answer
@@ -327,13 +325,7 @@ async def test_subscription_follows_processing_to_ready(
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             token, _ = await sign_up(client, "alice")
             media_id = await upload_video(client, token, clip(seconds=1))
-            socket_url = url.replace("http://", "ws://") + "/graphql"
-            async with connect(socket_url, subprotocols=["graphql-transport-ws"]) as socket:
-                init = {"Authorization": f"Bearer {token}"}
-                await socket.send(json.dumps({"type": "connection_init", "payload": init}))
-                assert json.loads(await socket.recv())["type"] == "connection_ack"
-                payload = {"query": WATCH, "variables": {"id": media_id}}
-                await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            async with watching(url, token, media_id) as socket:
                 states = []
 
                 async def receive() -> dict:

@@ -57,15 +57,18 @@ def _encode(
         for key, value in metadata.items():
             output.metadata[key] = value
         video = output.add_stream(video_codec, rate=fps)
+        assert isinstance(video, av.VideoStream)
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
         defaults = {"preset": "ultrafast"} if video_codec == "libx264" else {}
         if video_codec == "libvpx-vp9":
             defaults = {"deadline": "realtime", "cpu-used": "8"}
         video.options = {**defaults, **video_options}
-        audio = None
+        audio: av.AudioStream | None = None
         if audio_codec:
-            audio = output.add_stream(audio_codec, rate=48000)
-            audio.layout = "stereo"
+            added = output.add_stream(audio_codec, rate=48000)
+            assert isinstance(added, av.AudioStream)
+            added.layout = "stereo"
+            audio = added
         frames = max(1, round(seconds * fps))
         for index in range(frames):
             image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
