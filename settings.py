@@ -160,6 +160,22 @@ class Settings:
     media_upload_url_ttl_seconds: int = 900
     media_orphan_hours: float = 1.0  # an unattached upload expires and is deleted after this
     media_max_pending_bytes: int = 25 * 1024 * 1024  # declared bytes of a user's unattached uploads
+    # Video (Twitter's limits): the upload, what the video may be, and its processing by a
+    # worker (queue `video`) in a child process with these limits
+    video_max_bytes: int = 512 * 1024 * 1024
+    video_max_seconds: float = 140.0
+    video_max_width: int = 1920  # the longer side
+    video_max_height: int = 1200  # the shorter side
+    video_max_fps: float = 60.0
+    video_max_pending_bytes: int = 1024 * 1024 * 1024  # declared bytes of unattached videos
+    video_multipart_threshold_bytes: int = 64 * 1024 * 1024  # larger uploads go in parts
+    video_multipart_part_bytes: int = 16 * 1024 * 1024  # at least 5 MiB (S3)
+    video_process_memory_mb: int = 2048  # address space of one processing child
+    video_process_cpu_seconds: int = 900
+    video_process_timeout_seconds: float = 1200.0  # wall clock, then the child is killed
+    video_process_concurrency: int = 1  # processing children at once per worker process
+    video_process_max_attempts: int = 3  # leases taken (worker deaths) before FAILED
+    video_lease_seconds: float = 30.0  # a processing lease, renewed every third of it
 
     token_recheck_seconds: float = 30.0  # open WebSockets re-check their token this often
 
@@ -233,6 +249,30 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
+        for name in (
+            "video_max_bytes",
+            "video_max_seconds",
+            "video_max_width",
+            "video_max_height",
+            "video_max_fps",
+            "video_max_pending_bytes",
+            "video_process_memory_mb",
+            "video_process_cpu_seconds",
+            "video_process_timeout_seconds",
+            "video_process_concurrency",
+            "video_process_max_attempts",
+            "video_lease_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name.upper()} must be positive")
+        if self.video_multipart_part_bytes < 5 * 1024 * 1024:
+            raise SettingsError("VIDEO_MULTIPART_PART_BYTES must be at least 5 MiB (5242880)")
+        if self.video_multipart_threshold_bytes < self.video_multipart_part_bytes:
+            raise SettingsError(
+                "VIDEO_MULTIPART_THRESHOLD_BYTES must be at least VIDEO_MULTIPART_PART_BYTES"
+            )
+        if self.video_max_height > self.video_max_width:
+            raise SettingsError("VIDEO_MAX_HEIGHT (the shorter side) exceeds VIDEO_MAX_WIDTH")
         for name in (f.name for f in fields(self) if f.name.startswith("rate_")):
             try:
                 parse_rate(getattr(self, name))

@@ -32,6 +32,7 @@ from devstack.supervisor import (
     run_stack,
     worker_process,
 )
+from fanout.queues import VIDEO_QUEUES
 from settings import Settings, SettingsError
 
 
@@ -81,9 +82,11 @@ def main() -> int:
         logs.mkdir(exist_ok=True)
         worker = worker_process("worker", env, logs)
         children.append(worker)
+        video_worker = worker_process("video-worker", env, logs, threads=1, queues=VIDEO_QUEUES)
+        children.append(video_worker)
         children.append(api_process("api", env, logs))
         print(f"devstack: GraphiQL at http://{LOOPBACK}:{api_port}/graphql (Ctrl-C stops)")
-        return [worker]
+        return [worker, video_worker]
 
     return run_stack(start, var_dir)
 

@@ -52,11 +52,14 @@ from devstack.supervisor import (
     run_stack,
     worker_process,
 )
+from fanout.queues import VIDEO_QUEUES
 from settings import Settings, SettingsError
 
 API_REPLICAS = 2
 WORKERS = 2
 WORKER_THREADS = 4
+VIDEO_WORKERS = 1  # `python -m fanout --queues video`: one processing child at a time each
+VIDEO_WORKER_THREADS = 1
 CLUSTER_NODES = 6  # per cluster: 3 masters, each with one replica
 CLUSTER_MASTERS = 3
 # The bucket is the first segment of a media path: nginx passes /media/<key> to the S3 server
@@ -268,6 +271,16 @@ def main() -> int:
             wait_for_http(api, f"http://{LOOPBACK}:{port}/healthz", STARTUP_SECONDS)
         for index in range(1, WORKERS + 1):
             worker = worker_process(f"worker-{index}", env, logs, threads=WORKER_THREADS)
+            children.append(worker)
+            replaceable.append(worker)
+        for index in range(1, VIDEO_WORKERS + 1):
+            worker = worker_process(
+                f"video-worker-{index}",
+                env,
+                logs,
+                threads=VIDEO_WORKER_THREADS,
+                queues=VIDEO_QUEUES,
+            )
             children.append(worker)
             replaceable.append(worker)
         children.append(

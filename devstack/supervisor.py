@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.servers import ManagedProcess, PortInUse, ServerFailedToStart
+from fanout.queues import GENERAL_QUEUES
 from settings import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,12 +59,21 @@ def refuse(exc: SettingsError | PortInUse) -> int:
 
 
 def worker_process(
-    name: str, env: Mapping[str, str], logs: Path, *, threads: int = 4
+    name: str,
+    env: Mapping[str, str],
+    logs: Path,
+    *,
+    threads: int = 4,
+    queues: tuple[str, ...] = GENERAL_QUEUES,
 ) -> ManagedProcess:
-    """One Dramatiq worker process (`python -m fanout`) logging to `logs`/`name`.log."""
+    """One Dramatiq worker process (`python -m fanout`) logging to `logs`/`name`.log, consuming
+    `queues` (the general ones by default; `VIDEO_QUEUES` for a video worker)."""
     return ManagedProcess(
         name,
-        [sys.executable, "-m", "fanout", "--processes", "1", "--threads", str(threads)],
+        [
+            *(sys.executable, "-m", "fanout", "--processes", "1", "--threads", str(threads)),
+            *("--queues", *queues),
+        ],
         env=env,
         cwd=ROOT,
         log_path=logs / f"{name}.log",

@@ -15,7 +15,8 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from social.fanout import FanOut, FollowStateMoved
+from fanout.queues import VIDEO_QUEUES
+from social.fanout import FanOut, FollowStateMoved, VideoHeldElsewhere
 from social.ports import FanoutAction
 
 FanOutProvider = Callable[[], Awaitable[FanOut]]
@@ -58,6 +59,19 @@ _MEDIA = {
     "time_limit": 60_000,
 }
 
+# Video processing has a queue of its own, consumed by its own worker processes (README), so a
+# long transcode never holds a thread that fan-out needs. The sandbox bounds each run with
+# VIDEO_PROCESS_TIMEOUT_SECONDS; the time limit here is only a backstop above any sane value.
+# A worker that dies mid-run: its message is redelivered once its heartbeats stop, and the job
+# waits out the dead worker's lease (VIDEO_LEASE_SECONDS) by retrying with these backoffs.
+_VIDEO = {
+    "queue_name": VIDEO_QUEUES[0],
+    "max_retries": 30,
+    "min_backoff": 1_000,
+    "max_backoff": 30_000,
+    "time_limit": 3 * 3600_000,
+}
+
 
 @dataclass(frozen=True)
 class Actors:
@@ -67,6 +81,7 @@ class Actors:
     collect_unclaimed_account: dramatiq.Actor[..., None]
     purge_tweet_media: dramatiq.Actor[..., None]
     collect_orphan_media: dramatiq.Actor[..., None]
+    process_video: dramatiq.Actor[..., None]
 
 
 def declare_actors(broker: RedisBroker, jobs: FanOutProvider) -> Actors:
@@ -102,6 +117,13 @@ def declare_actors(broker: RedisBroker, jobs: FanOutProvider) -> Actors:
     async def collect_orphan_media(owner_id: int, media_id: int) -> None:
         await (await jobs()).collect_orphan_media(owner_id, media_id)
 
+    @actor(_VIDEO)
+    async def process_video(owner_id: int, media_id: int) -> None:
+        try:
+            await (await jobs()).process_video(owner_id, media_id)
+        except VideoHeldElsewhere as exc:
+            raise dramatiq.Retry(str(exc)) from None  # expected: not logged as an error
+
     return Actors(
         fan_out=fan_out,
         deliver=deliver,
@@ -109,4 +131,5 @@ def declare_actors(broker: RedisBroker, jobs: FanOutProvider) -> Actors:
         collect_unclaimed_account=collect_unclaimed_account,
         purge_tweet_media=purge_tweet_media,
         collect_orphan_media=collect_orphan_media,
+        process_video=process_video,
     )

@@ -51,5 +51,8 @@ class Jobs:
             actor.send_with_options, args=(owner_id, media_id), delay=int(delay_seconds * 1000)
         )
 
+    async def process_video(self, owner_id: int, media_id: int) -> None:
+        await asyncio.to_thread(self._actors.process_video.send, owner_id, media_id)
+
     def close(self) -> None:
         self._broker.close()

@@ -55,6 +55,7 @@ class ServiceUnavailable(ApiError):
 _BACKEND_DOWN = (GraphUnavailable, *REDIS_UNAVAILABLE)
 # What each kind of refusal is called in GraphQL; a media refusal is also one of these kinds.
 _DOMAIN_CODES: list[tuple[type[domain.DomainError], str]] = [
+    (domain.MediaNotReady, "MEDIA_NOT_READY"),
     (domain.InvalidInput, BadUserInput.code),
     (domain.NotPermitted, Forbidden.code),
     (domain.NotFound, NotFound.code),

@@ -16,7 +16,7 @@ from resolvers.errors import coded_result
 from schema.document_cache import CachedDocuments, DocumentCache
 from schema.limits import graph_call_slots, query_cost_rule, query_too_large
 from schema.operation_choice import OperationNameRequired
-from schema.root import Mutation, Query, Subscription
+from schema.root import MEDIA_TYPES, Mutation, Query, Subscription
 from schema.unicode_input import RejectLoneSurrogates
 from social.errors import BadCredentials
 
@@ -136,6 +136,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        types=MEDIA_TYPES,
         extensions=extensions,
         max_query_bytes=max_query_bytes,
         document_cache=cache,

@@ -24,6 +24,8 @@ from schema.types import (
     AuthPayload,
     FeedTweet,
     FeedUpdate,
+    Image,
+    MediaProcessing,
     MediaUpload,
     PageInfo,
     Suggestion,
@@ -32,8 +34,11 @@ from schema.types import (
     TweetEdge,
     TweetNode,
     User,
+    Video,
     tweet_nodes,
 )
+
+MEDIA_TYPES = [Image, Video]  # the Media interface's implementations, for the schema
 
 Ctx = Info[RequestContext, None]
 
@@ -77,6 +82,11 @@ class Query:
     async def tweet(self, info: Ctx, id: strawberry.ID) -> TweetNode | None:
         found = await tweets.visible_tweet(info.context, *parse_tweet_global_id(id))
         return None if found is None else (await tweet_nodes(info.context, [found]))[0]
+
+    @strawberry.field(description="Your upload's processing state (only the uploader may read it).")
+    async def media(self, info: Ctx, id: strawberry.ID) -> MediaProcessing:
+        status = await media.media_status(info.context, parse_media_global_id(id))
+        return MediaProcessing.of(status, await info.context.viewer_id())
 
     @strawberry.field(
         description="Accounts followed by the people you follow, ranked by how many of them do."
@@ -123,7 +133,9 @@ class Mutation:
         return await _user_by_id(info.context, followee)
 
     @strawberry.mutation(
-        description="Start an image upload: returns a media id and a URL to PUT the file to."
+        description="Start an upload (image/jpeg, image/png, image/gif, image/webp; video/mp4, "
+        "video/quicktime, video/webm): returns a media id and a URL to PUT the file to (a "
+        "large video: parts). A video then needs completeMediaUpload."
     )
     async def create_media_upload(
         self, info: Ctx, content_type: str, byte_size: int
@@ -134,10 +146,29 @@ class Mutation:
             id=strawberry.ID(media_global_id(viewer, upload.media_id)),
             upload_url=upload.upload_url,
             expires_in_seconds=upload.expires_in_seconds,
+            part_size=upload.part_size,
+            part_count=upload.part_count,
         )
 
     @strawberry.mutation(
-        description="Post a tweet: 1-280 characters, up to 4 uploaded images. The same "
+        description="A fresh URL to PUT part `partNumber` (1-partCount) of a multipart upload "
+        "to: for each part, and again for a part whose upload failed."
+    )
+    async def media_upload_part_url(self, info: Ctx, id: strawberry.ID, part_number: int) -> str:
+        return await media.upload_part_url(info.context, parse_media_global_id(id), part_number)
+
+    @strawberry.mutation(
+        description="Say a video's bytes are uploaded (all parts, for a multipart upload): it "
+        "is queued for processing. Watch its state with media(id) or mediaProcessing(id); "
+        "repeating it is harmless."
+    )
+    async def complete_media_upload(self, info: Ctx, id: strawberry.ID) -> MediaProcessing:
+        status = await media.complete_media_upload(info.context, parse_media_global_id(id))
+        return MediaProcessing.of(status, await info.context.viewer_id())
+
+    @strawberry.mutation(
+        description="Post a tweet: 1-280 characters, up to 4 uploaded images or 1 READY video. "
+        "The same "
         "idempotencyKey again returns the first tweet instead of posting twice."
     )
     async def create_tweet(
@@ -176,3 +207,14 @@ class Subscription:
             else:
                 [node] = await tweet_nodes(info.context, [update.tweet])
                 yield FeedTweet(cursor=feed_cursor(update.ref), tweet=node)
+
+    @strawberry.subscription(
+        description="Your upload's processing state now, then each change until READY or "
+        "FAILED (then it ends). Authenticate as for feedUpdates; only the uploader may watch."
+    )
+    async def media_processing(
+        self, info: Ctx, id: strawberry.ID
+    ) -> AsyncGenerator[MediaProcessing, None]:
+        ref = parse_media_global_id(id)
+        async for status in media.media_processing(info.context, ref):
+            yield MediaProcessing.of(status, ref[0])

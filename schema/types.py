@@ -22,6 +22,7 @@ from resolvers.ids import (
     user_global_id,
 )
 from storage.accounts import PublicProfile
+from storage.media import MediaState, MediaStatus
 from storage.tweets import MediaItem, Tweet
 
 DEFAULT_PAGE_SIZE = 20
@@ -119,22 +120,82 @@ class User:
         return await user_connection(info.context, following.following, self.profile, first, after)
 
 
-@strawberry.type(description="An image attached to a tweet, served through the CDN.")
+@strawberry.interface(
+    description="An image or a video attached to a tweet, served through the CDN."
+)
 class Media:
     id: strawberry.ID
-    url: str
+    url: str = strawberry.field(description="The clean copy (no metadata), through the CDN.")
     width: int
     height: int
     content_type: str
 
-    @classmethod
-    def of(cls, item: MediaItem, author_id: int) -> Media:
-        return cls(
-            id=strawberry.ID(media_global_id(author_id, item.media_id)),
+    @staticmethod
+    def of(item: MediaItem, author_id: int) -> Media:
+        """An Image, or a Video when the item has a poster."""
+        media_id = strawberry.ID(media_global_id(author_id, item.media_id))
+        if item.poster_url is not None:
+            return Video(
+                id=media_id,
+                url=item.url,
+                width=item.width,
+                height=item.height,
+                content_type=item.content_type,
+                poster_url=item.poster_url,
+                duration_ms=item.duration_ms or 0,
+            )
+        return Image(
+            id=media_id,
             url=item.url,
             width=item.width,
             height=item.height,
             content_type=item.content_type,
+        )
+
+
+@strawberry.type(description="An image attached to a tweet, served through the CDN.")
+class Image(Media):
+    pass
+
+
+@strawberry.type(
+    description="A video attached to a tweet: H.264/AAC MP4 with its index first (plays and "
+    "seeks while it downloads; Range requests are served), and a poster image."
+)
+class Video(Media):
+    poster_url: str = strawberry.field(description="A JPEG of a frame a little into the video.")
+    duration_ms: int = strawberry.field(description="Its length in milliseconds.")
+
+
+strawberry.enum(
+    MediaState,
+    name="MediaState",
+    description="Where an upload is: PENDING (uploading, or completed and queued), PROCESSING, "
+    "then READY (attachable) or FAILED (see reason; its files are deleted).",
+)
+
+
+@strawberry.type(
+    description="An upload's processing state (videos are processed by a worker after "
+    "completeMediaUpload; images when a tweet attaches them), as Twitter's processing_info."
+)
+class MediaProcessing:
+    id: strawberry.ID
+    state: MediaState
+    reason: str | None = strawberry.field(description="Why it FAILED; null otherwise.")
+    attempts: int = strawberry.field(
+        description="Processing runs started (a worker that dies mid-run costs one)."
+    )
+    media: Media | None = strawberry.field(description="The published media, once READY.")
+
+    @classmethod
+    def of(cls, status: MediaStatus, owner_id: int) -> MediaProcessing:
+        return cls(
+            id=strawberry.ID(media_global_id(owner_id, status.media_id)),
+            state=status.state,
+            reason=status.reason,
+            attempts=status.attempts,
+            media=None if status.item is None else Media.of(status.item, owner_id),
         )
 
 
@@ -184,9 +245,18 @@ class TweetConnection:
 class MediaUpload:
     id: strawberry.ID = strawberry.field(description="Pass it to createTweet's mediaIds.")
     upload_url: str = strawberry.field(
-        description="PUT the file's bytes here, with the declared Content-Type."
+        description="PUT the file's bytes here, with the declared Content-Type. With "
+        "partCount: part 1's URL (get the others from mediaUploadPartUrl)."
     )
     expires_in_seconds: int
+    part_size: int | None = strawberry.field(
+        default=None,
+        description="A multipart upload (a large video): PUT bytes [(n-1)*partSize, "
+        "n*partSize) as part n; null for one PUT.",
+    )
+    part_count: int | None = strawberry.field(
+        default=None, description="How many parts a multipart upload has; null for one PUT."
+    )
 
 
 @strawberry.type

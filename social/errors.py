@@ -55,3 +55,8 @@ class MediaMissing(MediaRefused, NotFound):
 
 class MediaUnusable(MediaRefused, InvalidInput):
     """The upload is not a valid image, or is attached already."""
+
+
+class MediaNotReady(MediaRefused):
+    """A video that is not READY yet (its upload not completed, or still processing): the
+    same request may succeed later."""

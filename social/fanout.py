@@ -17,7 +17,7 @@ from storage.accounts import AccountStore
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedCache, FeedRef
 from storage.followee_sets import FolloweeSets
-from storage.media import MediaLibrary
+from storage.media import MediaLibrary, VideoBusy
 from storage.tweets import TweetStore
 
 STORE_WAIT_SECONDS = 0.02  # fan-out is enqueued before the tweet is stored: wait a moment
@@ -27,6 +27,11 @@ STORE_WAIT_TRIES = 5
 class TweetNotStoredYet(Exception):
     """The tweet's document is not there (yet): the job is retried briefly (its actor's
     retries), then given up: a tweet whose fan-out was queued but that was never stored."""
+
+
+class VideoHeldElsewhere(Exception):
+    """Another worker holds a live processing lease on the video: retried after a backoff
+    (its lease runs out if that worker died)."""
 
 
 class FollowStateMoved(Exception):
@@ -165,3 +170,11 @@ class FanOut:
         """When an upload expires: delete it unless a tweet attached it, and in any case its
         upload object (S3 cannot revoke a presigned URL: a re-sent file goes here)."""
         await self._media.purge(owner_id, media_id, unless_attached=True)
+
+    async def process_video(self, owner_id: int, media_id: int) -> None:
+        """Check, clean and publish an uploaded video (`MediaLibrary.process_video`: in a
+        bounded child process, under a renewed lease, with counted attempts)."""
+        try:
+            await self._media.process_video(owner_id, media_id)
+        except VideoBusy as exc:
+            raise VideoHeldElsewhere(str(exc)) from None

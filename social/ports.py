@@ -45,3 +45,6 @@ class JobQueue(Protocol):
         self, owner_id: int, media_id: int, delay_seconds: float
     ) -> None:
         """Removal of an upload that no tweet attached, when it expires."""
+
+    async def process_video(self, owner_id: int, media_id: int) -> None:
+        """Processing of an uploaded video (its own queue: it never delays fan-out)."""

@@ -21,6 +21,7 @@ from social import text as tweet_text
 from social.errors import (
     InvalidInput,
     MediaMissing,
+    MediaNotReady,
     MediaUnusable,
     NotFound,
     NotPermitted,
@@ -33,7 +34,15 @@ from social.ports import FanoutAction, JobQueue
 from social.throttle import Throttle
 from storage.feeds import FeedCache, FeedRef
 from storage.ids import IdGenerator
-from storage.media import MAX_MEDIA_PER_TWEET, MediaInvalid, MediaLibrary, MediaNotFound, media_key
+from storage.media import (
+    MAX_MEDIA_PER_TWEET,
+    MAX_VIDEOS_PER_TWEET,
+    MediaInvalid,
+    MediaLibrary,
+    MediaNotFound,
+    media_key,
+)
+from storage.media import MediaNotReady as VideoNotReady
 from storage.tweet_cache import TweetCache, TweetInvalidations
 from storage.tweets import MediaNotAttachable, TimelinePage, Tweet, TweetStore
 
@@ -50,6 +59,16 @@ def media_ids_of(viewer: int, refs: list[tuple[int, int]]) -> list[int]:
     if any(owner != viewer for owner, _ in refs):
         raise NotPermitted("you can only attach media you uploaded", field="mediaIds")
     return [media_id for _, media_id in refs]
+
+
+def check_media_mix(kinds: list[str | None]) -> None:
+    """Up to 4 images or 1 video, as on Twitter (unknown items are refused later)."""
+    videos = kinds.count("video")
+    if videos and (videos > MAX_VIDEOS_PER_TWEET or len(kinds) > videos):
+        raise InvalidInput(
+            f"a tweet has up to {MAX_MEDIA_PER_TWEET} images or {MAX_VIDEOS_PER_TWEET} video",
+            field="mediaIds",
+        )
 
 
 def unconfirmed(replicas_acked: int, replicas_wanted: int) -> bool:
@@ -117,11 +136,14 @@ class Posting:
             earlier = await self._tweets.earlier_tweet(author, idempotency_key)
             if earlier is not None:
                 return await self._existing(author, earlier, load)
+        check_media_mix(await self._media.kinds(author, media_ids))
         await self._throttle.charge("tweet", author, self._rate_tweets)
         try:
             media = await self._media.publish(author, media_ids)
         except MediaNotFound as exc:
             raise MediaMissing(author, exc.media_id, exc.reason) from None
+        except VideoNotReady as exc:
+            raise MediaNotReady(author, exc.media_id, exc.reason) from None
         except MediaInvalid as exc:
             raise MediaUnusable(author, exc.media_id, exc.reason) from None
         tweet = Tweet(

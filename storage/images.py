@@ -6,7 +6,7 @@ count) before decoding a single pixel, decode it with Pillow and re-encode it, w
 (location included), XMP and text chunks.
 
 Decoding hostile files is dangerous (an animated GIF of a few hundred KB can decode to gigabytes),
-so the API never runs this in its own process: `storage/image_sandbox.py` runs this file as a
+so the API never runs this in its own process: `storage/sandbox.py` runs this file as a
 child process (`main`), which first caps its own memory and CPU time with `resource` limits.
 """
 
@@ -99,10 +99,10 @@ def clean_copy(data: bytes, declared_type: str, max_pixels: int, max_frames: int
 
 
 def main(argv: list[str]) -> None:
-    """Child entry: argv = declared type, max pixels, max frames, memory bytes, CPU seconds;
-    the file on stdin. Writes one JSON line (the result or {"error": reason}), then the clean
-    bytes. The limits are set before the file is even read."""
-    declared_type, max_pixels, max_frames, memory_bytes, cpu_seconds = argv
+    """Child entry (`storage.sandbox`): argv = memory bytes, CPU seconds, declared type, max
+    pixels, max frames; the file on stdin. Writes one JSON line (the result or {"error":
+    reason}), then the clean bytes. The limits are set before the file is even read."""
+    memory_bytes, cpu_seconds, declared_type, max_pixels, max_frames = argv
     resource.setrlimit(resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes)))
     resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_seconds), int(cpu_seconds)))
     Image.MAX_IMAGE_PIXELS = int(max_pixels)  # any single frame above it: refused by Pillow

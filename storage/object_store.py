@@ -1,8 +1,13 @@
 """Object storage for media: S3-compatible (MinIO in production) or a local folder.
 
 Both give clients a presigned PUT URL to upload straight to storage, and both serve published
-objects at `CDN_BASE_URL/<key>`. The local folder backend is the embedded default: the app itself
-accepts the signed PUT (`/uploads/<key>`) and serves `public/` under `/media/public/`.
+objects at `CDN_BASE_URL/<key>` (Range requests included, for seeking in videos). The local
+folder backend is the embedded default: the app itself accepts the signed PUT (`/uploads/<key>`)
+and serves `public/` under `/media/public/`.
+
+Large uploads go in parts (S3 multipart upload: one presigned PUT URL per part, then a
+completion), so a dropped connection costs one part, not the file. The local backend mimics
+it: parts are files beside the upload, concatenated on completion.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import hashlib
 import hmac
 import io
 import json
+import secrets
+import shutil
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +28,7 @@ from typing import Protocol
 from urllib.parse import quote, urlencode
 
 from minio import Minio
+from minio.datatypes import Part
 from minio.error import S3Error
 
 from settings import Settings
@@ -42,6 +51,34 @@ class ObjectStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; a missing object is not an error."""
+
+    async def download(self, key: str, path: Path) -> None:
+        """Copy the object into a local file (streamed: videos do not fit in memory)."""
+
+    async def upload(self, key: str, path: Path, content_type: str) -> None:
+        """Store a local file as the object (streamed)."""
+
+    async def start_multipart(self, key: str, content_type: str) -> str:
+        """Begin a multipart upload of `key`; its upload id."""
+
+    async def presigned_part(
+        self, key: str, upload_id: str, part_number: int, expires_seconds: int
+    ) -> str: ...
+
+    async def complete_multipart(self, key: str, upload_id: str, part_count: int) -> list[int]:
+        """Join parts 1..part_count into the object. Returns the missing part numbers (then
+        nothing is joined: the client may still send them), [] once joined."""
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the parts of an unfinished multipart upload; a finished or unknown one is not
+        an error."""
+
+
+class MissingObject(Exception):
+    """The object asked for does not exist."""
+
+
+_MISSING_CODES = {"NoSuchKey", "NoSuchObject", "NotFound", "NoSuchUpload"}
 
 
 class S3ObjectStore:
@@ -80,7 +117,7 @@ class S3ObjectStore:
         try:
             info = await asyncio.to_thread(self._client.stat_object, self._bucket, key)
         except S3Error as exc:
-            if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
+            if exc.code in _MISSING_CODES:
                 return None
             raise
         return StoredObject(size=info.size or 0)
@@ -108,6 +145,61 @@ class S3ObjectStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)
+
+    async def download(self, key: str, path: Path) -> None:
+        await asyncio.to_thread(self._client.fget_object, self._bucket, key, str(path))
+
+    async def upload(self, key: str, path: Path, content_type: str) -> None:
+        await asyncio.to_thread(
+            self._client.fput_object, self._bucket, key, str(path), content_type=content_type
+        )
+
+    # minio's client has no public multipart API (it uploads in parts itself); these are the
+    # S3 calls it makes, by its own names.
+    async def start_multipart(self, key: str, content_type: str) -> str:
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": content_type}
+        return await asyncio.to_thread(
+            self._client._create_multipart_upload, self._bucket, key, headers
+        )
+
+    async def presigned_part(
+        self, key: str, upload_id: str, part_number: int, expires_seconds: int
+    ) -> str:
+        return await asyncio.to_thread(
+            self._client.get_presigned_url,
+            "PUT",
+            self._bucket,
+            key,
+            expires=timedelta(seconds=expires_seconds),
+            extra_query_params={"uploadId": upload_id, "partNumber": str(part_number)},
+        )
+
+    async def complete_multipart(self, key: str, upload_id: str, part_count: int) -> list[int]:
+        def complete() -> list[int]:
+            listed = self._client._list_parts(self._bucket, key, upload_id, max_parts=10_000)
+            by_number = {part.part_number: part for part in listed.parts}
+            missing = [n for n in range(1, part_count + 1) if n not in by_number]
+            if missing:
+                return missing
+            parts = [Part(n, by_number[n].etag) for n in range(1, part_count + 1)]
+            self._client._complete_multipart_upload(self._bucket, key, upload_id, parts)
+            return []
+
+        try:
+            return await asyncio.to_thread(complete)
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                raise MissingObject(key) from None
+            raise
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self._client._abort_multipart_upload, self._bucket, key, upload_id
+            )
+        except S3Error as exc:
+            if exc.code not in _MISSING_CODES:
+                raise
 
 
 class UploadRejected(Exception):
@@ -170,8 +262,74 @@ class LocalObjectStore:
         await asyncio.to_thread(partial.write_bytes, data)
         partial.replace(path)  # readers never see half a file
 
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> bool:
+        """Store what `chunks` yields as the object, unless it exceeds `max_bytes` (then nothing
+        is stored and False is returned). Written to the side first: readers never see half."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{secrets.token_hex(4)}.partial")
+        written = 0
+        try:
+            with partial.open("wb") as file:
+                async for chunk in chunks:
+                    written += len(chunk)
+                    if written > max_bytes:
+                        return False
+                    await asyncio.to_thread(file.write, chunk)
+            partial.replace(path)
+            return True
+        finally:
+            partial.unlink(missing_ok=True)
+
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    async def download(self, key: str, path: Path) -> None:
+        if not self._path(key).is_file():
+            raise MissingObject(key)
+        await asyncio.to_thread(shutil.copyfile, self._path(key), path)
+
+    async def upload(self, key: str, path: Path, content_type: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(target.suffix + ".partial")
+        await asyncio.to_thread(shutil.copyfile, path, partial)
+        partial.replace(target)
+
+    def _parts_dir(self, key: str) -> Path:
+        return self._path(f"{key}.parts")
+
+    async def start_multipart(self, key: str, content_type: str) -> str:
+        self._parts_dir(key).mkdir(parents=True, exist_ok=True)
+        return "local"
+
+    async def presigned_part(
+        self, key: str, upload_id: str, part_number: int, expires_seconds: int
+    ) -> str:
+        return await self.presigned_put(f"{key}.parts/{part_number}", "", expires_seconds)
+
+    async def complete_multipart(self, key: str, upload_id: str, part_count: int) -> list[int]:
+        parts = self._parts_dir(key)
+        if not parts.is_dir():
+            raise MissingObject(key)
+        missing = [n for n in range(1, part_count + 1) if not (parts / str(n)).is_file()]
+        if missing:
+            return missing
+
+        def join() -> None:
+            partial = self._path(key + ".partial")
+            with partial.open("wb") as out:
+                for number in range(1, part_count + 1):
+                    with (parts / str(number)).open("rb") as part:
+                        shutil.copyfileobj(part, out, 1024 * 1024)
+            partial.replace(self._path(key))
+            shutil.rmtree(parts, ignore_errors=True)
+
+        await asyncio.to_thread(join)
+        return []
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._parts_dir(key), True)
 
 
 def local_signing_key(jwt_secret: str) -> bytes:

@@ -48,6 +48,8 @@ class MediaItem:
     width: int
     height: int
     content_type: str
+    poster_url: str | None = None  # a video's poster image
+    duration_ms: int | None = None  # a video's length
 
 
 @dataclass(frozen=True)

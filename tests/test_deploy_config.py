@@ -15,11 +15,17 @@ from devstack.scaled import (
     CLUSTER_MASTERS,
     CLUSTER_NODES,
     MEDIA_BUCKET,
+    VIDEO_WORKER_THREADS,
+    VIDEO_WORKERS,
     WORKER_THREADS,
     WORKERS,
 )
 from devstack.servers import FEED_REDIS_OPTIONS
+from fanout.actors import declare_actors
+from fanout.broker import build_broker
+from fanout.queues import GENERAL_QUEUES, VIDEO_QUEUES
 from settings import Settings
+from social.fanout import FanOut
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_ADDRESSES = {"CDN_BASE_URL", "PUBLIC_API_URL"}  # what clients reach, not a backend
@@ -36,7 +42,7 @@ def app_services(services: dict) -> dict[str, dict]:
 
 def test_app_environment_uses_only_real_settings() -> None:
     apps = app_services(compose()["services"])
-    assert set(apps) == {"app", "worker"}
+    assert set(apps) == {"app", "worker", "video-worker"}
     for name, service in apps.items():
         unknown = set(service["environment"]) - Settings.names()
         assert not unknown, f"{name} sets variables settings.py does not read: {unknown}"
@@ -138,12 +144,34 @@ def test_as_many_api_replicas_and_workers_as_the_scaled_stack() -> None:
     services = compose()["services"]
     assert services["app"]["deploy"]["replicas"] == API_REPLICAS
     assert "WEB_CONCURRENCY" not in services["app"]["environment"]
-    worker = services["worker"]
-    assert worker["deploy"]["replicas"] == WORKERS
-    command = worker["command"]
-    assert command[:3] == ["python", "-m", "fanout"]
-    options = dict(zip(command[3::2], command[4::2], strict=True))
-    assert options == {"--processes": "1", "--threads": str(WORKER_THREADS)}
+    for name, replicas, threads, queues in (
+        ("worker", WORKERS, WORKER_THREADS, GENERAL_QUEUES),
+        ("video-worker", VIDEO_WORKERS, VIDEO_WORKER_THREADS, VIDEO_QUEUES),
+    ):
+        worker = services[name]
+        assert worker["deploy"]["replicas"] == replicas
+        command = worker["command"]
+        assert command[:3] == ["python", "-m", "fanout"]
+        at = command.index("--queues")
+        options = dict(zip(command[3:at:2], command[4:at:2], strict=True))
+        assert options == {"--processes": "1", "--threads": str(threads)}
+        assert tuple(command[at + 1 :]) == queues
+
+
+def test_the_worker_kinds_consume_every_queue_once() -> None:
+    """Every queue an actor declares is consumed by exactly one kind of worker."""
+    broker = build_broker(Settings.from_env({"APP_ENV": "development"}))
+    try:
+        declare_actors(broker, _never_run)
+        declared = set(broker.get_declared_queues())
+    finally:
+        broker.close()
+    assert declared == set(GENERAL_QUEUES) | set(VIDEO_QUEUES)
+    assert not set(GENERAL_QUEUES) & set(VIDEO_QUEUES)
+
+
+async def _never_run() -> FanOut:
+    raise AssertionError("no actor runs here")
 
 
 def test_nginx_gets_the_shipped_template_and_every_value_it_needs() -> None:

@@ -23,10 +23,10 @@ from resolvers.ids import parse_media_global_id
 from settings import Settings
 from storage.image_sandbox import ImageSandbox, SandboxLimits
 from storage.images import InvalidImage
-from storage.media import MediaLibrary, UploadQuotaExceeded
+from storage.media import MediaLibrary, UploadQuotaExceeded, video_limits
 from storage.object_store import LocalObjectStore
 from storage.redis_clients import open_redis
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, cheap_settings
 from tests.gql import (
     CREATE_MEDIA_UPLOAD,
     CREATE_TWEET,
@@ -44,7 +44,11 @@ from tests.servers import ROOT, run_worker, serve_api, wait_until
 def media_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     if request.param == "local":
         return settings
-    endpoint: str = request.getfixturevalue("s3_server")
+    return on_s3(settings, request.getfixturevalue("s3_server"))
+
+
+def on_s3(settings: Settings, endpoint: str) -> Settings:
+    """`settings` with media on moto's S3 server at `endpoint`, in a bucket of its own."""
     bucket = f"media-{uuid.uuid4().hex[:8]}"
     return replace(
         settings,
@@ -390,6 +394,7 @@ async def test_upload_quota_on_a_redis_cluster(
         upload_url_ttl_seconds=60,
         expiry_seconds=3600,
         max_pending_bytes=1000,
+        video=video_limits(cheap_settings()),
     )
     try:
         for owner in (7, 8, 9):
