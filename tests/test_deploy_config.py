@@ -185,3 +185,11 @@ def test_nginx_gets_the_shipped_template_and_every_value_it_needs() -> None:
     rendered = render(TEMPLATE.read_text(), nginx["environment"])
     assert "server app:8000 resolve;" in rendered and "${" not in rendered
     assert urlparse(nginx["environment"]["MEDIA_ORIGIN"]).hostname == "minio"
+
+
+def test_every_long_running_service_is_restarted_and_one_shots_are_not() -> None:
+    """A crashed node, worker or API replica comes back (a cluster node rejoins as a replica, as
+    the scaled stack restarts them); the one-shot init jobs run once."""
+    for name, service in compose()["services"].items():
+        one_shot = name.endswith("-init")
+        assert service.get("restart") == ("no" if one_shot else "unless-stopped"), name
