@@ -21,6 +21,7 @@ import pytest
 
 from devstack.nginx import nginx_binary, start_nginx
 from devstack.servers import LOOPBACK, free_port
+from settings import Settings
 from tests.gql import VIEWER, sign_up
 
 PUBLIC_QUERY = '{ user(username: "ann") { username followersCount } }'
@@ -169,3 +170,38 @@ async def test_requests_reuse_upstream_connections(api_url: str, nginx_url: str)
             assert response.status_code == 200
     sockets = api_sockets(api_url)
     assert sockets["established"] >= 1 and sockets["time_wait"] <= 1, sockets
+
+
+def cached_file_sizes(nginx_dir: Path) -> list[int]:
+    return [
+        path.stat().st_size for path in (nginx_dir / "cache" / "media").rglob("*") if path.is_file()
+    ]
+
+
+async def test_media_ranges_through_the_cdn_are_exact_and_cached_in_slices(
+    nginx_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    """A video player's Range requests through the pull CDN: 206 with exactly the asked bytes,
+    across a slice boundary too, the whole object as a 200; asked again, from the cache. A seek
+    near the end fetches and keeps only the 1 MiB slice it falls in, not the whole object."""
+    public = Path(settings.media_local_dir) / "public" / "7"
+    public.mkdir(parents=True)
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    (public / "9.mp4").write_bytes(body)
+    async with httpx.AsyncClient(base_url=nginx_url, timeout=30) as client:
+        seek = await client.get("/media/public/7/9.mp4", headers={"Range": "bytes=3145728-"})
+        assert seek.status_code == 206 and seek.content == body[3145728:]
+        sizes = cached_file_sizes(tmp_path / "nginx")
+        assert len(sizes) == 1 and sizes[0] < 64 * 1024, sizes  # the last slice: 5 bytes
+        for first, last in [(0, 99), (1_048_570, 1_048_580), (3_000_000, len(body) - 1)]:
+            for expected_cache in ("MISS", "HIT"):
+                response = await client.get(
+                    "/media/public/7/9.mp4", headers={"Range": f"bytes={first}-{last}"}
+                )
+                assert response.status_code == 206
+                assert response.headers["content-range"] == f"bytes {first}-{last}/{len(body)}"
+                assert response.content == body[first : last + 1]
+                if first == 0:  # the first slice: cached by the first request
+                    assert response.headers["x-cache-status"] == expected_cache
+        whole = await client.get("/media/public/7/9.mp4")
+        assert whole.status_code == 200 and whole.content == body
