@@ -119,6 +119,7 @@ def cheap_settings(**overrides: object) -> Settings:
         argon2_parallelism=1,
         # Tests that are not about rate limits make many requests from one IP and user.
         rate_tweets=UNLIMITED,
+        rate_retweets=UNLIMITED,
         rate_follows=UNLIMITED,
         rate_logins=UNLIMITED,
         rate_logins_per_account_ip=UNLIMITED,

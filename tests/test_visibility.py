@@ -27,8 +27,8 @@ def test_own_and_followed_authors_only() -> None:
 
 def test_missing_and_deleted_documents_are_not_shown() -> None:
     kept, deleted, missing = FeedRef(3, FOLLOWED), FeedRef(2, FOLLOWED), FeedRef(1, VIEWER)
-    shown = visibility.visible(
-        [kept, deleted, missing], [doc(kept), doc(deleted, deleted=True), None]
+    shown = visibility.decide(
+        VIEWER, [kept, deleted, missing], [doc(kept), doc(deleted, deleted=True), None], {}, []
     )
     assert list(shown) == [kept]
     assert not visibility.shown(None)
@@ -43,7 +43,7 @@ def test_between_bounds_celebrity_refs_by_cursor_and_floor() -> None:
 
 def test_a_page_fills_newest_first_and_remembers_what_it_skipped() -> None:
     candidates = [FeedRef(t, FOLLOWED) for t in (9, 8, 7, 6, 5)]
-    visible = {ref: doc(ref) for ref in candidates if ref.tweet_id != 8}
+    visible = {ref: visibility.Shown(doc(ref)) for ref in candidates if ref.tweet_id != 8}
     fill = visibility.PageFill(want=2, cursor=None, shown=[], hidden=[])
     unread = fill.take(candidates, visible)
     assert [ref.tweet_id for ref, _ in fill.shown] == [9, 7]
@@ -57,7 +57,7 @@ def test_a_page_takes_more_rounds_until_full() -> None:
     first = [FeedRef(t, STRANGER) for t in (9, 8)]  # all hidden
     assert fill.take(first, {}) == 0 and not fill.full
     second = [FeedRef(t, FOLLOWED) for t in (7, 6, 5, 4)]
-    fill.take(second, {ref: doc(ref) for ref in second})
+    fill.take(second, {ref: visibility.Shown(doc(ref)) for ref in second})
     assert [ref.tweet_id for ref, _ in fill.shown] == [7, 6, 5]
     assert fill.hidden == first
 
