@@ -43,9 +43,10 @@ def feed_ref(ref: TweetId) -> FeedRef:
 
 
 def reply_allowed(viewer: int, tweet: Tweet, followed: Collection[int]) -> bool:
-    """Whether the viewer, who sees the replier's tweets, sees this one: not a reply, a reply
-    to the replier's own tweet (a thread) or to the viewer, or to someone the viewer follows."""
-    if tweet.in_reply_to is None:
+    """Whether the viewer, who sees the replier's tweets, sees this one: not a reply, the
+    viewer's own, a reply to the replier's own tweet (a thread) or to the viewer, or to
+    someone the viewer follows (`followed`)."""
+    if tweet.in_reply_to is None or viewer == tweet.author_id:
         return True
     parent_author = tweet.in_reply_to[0]
     return parent_author in (viewer, tweet.author_id) or parent_author in followed
@@ -57,7 +58,14 @@ def reply_audience(
     """Which of the author's `followers` a new tweet is pushed to: all of them, or for a reply
     only those who see it (`reply_allowed`: `following_parent_author` are the followers that
     follow the person replied to)."""
-    return [v for v in followers if reply_allowed(v, tweet, following_parent_author)]
+    if tweet.in_reply_to is None:
+        return list(followers)
+    parent_author = tweet.in_reply_to[0]
+    return [
+        v
+        for v in followers
+        if reply_allowed(v, tweet, [parent_author] if v in following_parent_author else [])
+    ]
 
 
 def parent_authors(viewer: int, documents: list[Tweet | None]) -> list[int]:
