@@ -18,7 +18,7 @@ import asyncio
 import functools
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from graph.port import SocialGraph
@@ -183,8 +183,10 @@ class HomeFeed:
             # Celebrity refs are merged only down to the oldest cached ref of this round: below
             # it, cached refs not fetched yet may interleave.
             floor = None if exhausted else cached[-1]
-            candidates = merge_newest([cached, visibility.between(celebrity, fill.cursor, floor)])
-            unread = fill.take(candidates, await self.visible(viewer, view, candidates, load))
+            merged = visibility.between(celebrity, fill.cursor, floor)
+            candidates = merge_newest([cached, merged])
+            shown = await self.visible(viewer, view, candidates, load, merged)
+            unread = fill.take(candidates, shown)
             more = unread > 0 or not exhausted
             if fill.full or not more:
                 break
@@ -217,7 +219,9 @@ class HomeFeed:
         """The new entry `ref` as the viewer's feed would show it now, or None if hidden. The
         viewer must be authenticated (a miss fills nothing: one cheap lookup per event)."""
         view = Followees([], functools.partial(self._ask_follows, viewer), version="")
-        entry = (await self.visible(viewer, view, [ref], load)).get(ref)
+        # A pushed retweet is in the feed only if the feed showed its original nowhere else,
+        # and a celebrity's is not in it: both are checked as a merged one.
+        entry = (await self.visible(viewer, view, [ref], load, [ref])).get(ref)
         return None if entry is None else FeedItem(ref, entry.tweet, entry.retweeted_by)
 
     async def _ask_follows(self, viewer: int, authors: list[int]) -> set[int]:
@@ -253,11 +257,17 @@ class HomeFeed:
         return Followees(celebrities, ask_local, version, rows)
 
     async def visible(
-        self, viewer: int, view: Followees, refs: list[FeedRef], load: LoadTweets
+        self,
+        viewer: int,
+        view: Followees,
+        refs: list[FeedRef],
+        load: LoadTweets,
+        merged: Collection[FeedRef] = (),
     ) -> dict[FeedRef, visibility.Shown]:
         """The refs the viewer may see, with what they show: fetch (the documents; the
         originals of retweets; whether the viewer follows the authors replies answer), then
-        decide."""
+        decide. A retweet among `merged` (refs not from the cached feed: celebrities') is
+        left out if the cached feed shows its original elsewhere (one more call, only then)."""
         if not refs:
             return {}
         followed = await view.check(visibility.authors_to_check(viewer, refs))
@@ -266,7 +276,15 @@ class HomeFeed:
         wanted = visibility.originals_of(documents)
         originals = dict(zip(wanted, await load(wanted), strict=True)) if wanted else {}
         parents = await view.check(visibility.parent_authors(viewer, documents))
-        return visibility.decide(viewer, allowed, documents, originals, parents)
+        found = visibility.decide(viewer, allowed, documents, originals, parents)
+        outside = set(merged)
+        retweets = [r for r, e in found.items() if e.retweeted_by is not None and r in outside]
+        pairs = [(visibility.feed_ref(found[ref].original), ref) for ref in retweets]
+        held = await self._feeds.shows_originals(viewer, pairs)
+        for ref, shown_elsewhere in zip(retweets, held, strict=True):
+            if shown_elsewhere:
+                del found[ref]
+        return found
 
     async def _source(
         self, viewer: int, view: Followees, page: FeedPage, cursor: FeedRef | None

@@ -112,6 +112,7 @@ class FeedCache:
         self._drop_if_unchanged = lua.register(client, "drop_if_unchanged")
         self._unmerge_if_unchanged = lua.register(client, "unmerge_if_unchanged")
         self._page = lua.register(client, "feed_page")
+        self._shows = lua.register(client, "feed_shows")
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -141,6 +142,20 @@ class FeedCache:
             following_version=reply_bytes(version).decode(),
             followed=followed if followees_cached else None,
         )
+
+    async def shows_originals(
+        self, viewer_id: int, entries: list[tuple[FeedRef, FeedRef]]
+    ) -> list[bool]:
+        """For (original, entry) pairs: whether the viewer's cached feed shows that original
+        at another entry (its own, or a retweet of it that a push or rebuild kept). One script
+        call; a missing feed shows nothing."""
+        if not entries:
+            return []
+        args: list[EncodableT] = []
+        for original, entry in entries:
+            args += [original.member(), entry.member()]
+        keys = [feed_key(viewer_id), feed_originals_key(viewer_id)]
+        return [bool(flag) for flag in await self._shows(keys=keys, args=args)]
 
     async def keep_alive(self, viewer_id: int, ttl_seconds: int) -> None:
         """Extend the feed's life if a read finds it more than an hour into its TTL."""

@@ -15,15 +15,10 @@
 -- still in the feed); it is then recorded as the one that does.
 -- Returns how many feeds gained the member.
 -- include: _trim.lua
+-- include: _shown_elsewhere.lua
 local original = ARGV[7]
 local n = tonumber(ARGV[8])
 local added = 0
-local function shown_already(key, index)
-  if original == '' then return false end
-  if redis.call('ZSCORE', key, original) then return true end
-  local entry = redis.call('HGET', index, original)
-  return entry ~= false and entry ~= ARGV[4] and redis.call('ZSCORE', key, entry) ~= false
-end
 -- Forget index entries whose feed entry was trimmed or dropped, once the index outgrows the
 -- feed twice over (amortized: at most cap of its entries can still be in the feed).
 local function prune(key, index)
@@ -36,8 +31,8 @@ end
 for i = 1, n do
   local key = ARGV[8 + i]
   local index = ARGV[8 + 3 * n + i]
-  if redis.call('EXISTS', key) == 1 and not shown_already(key, index)
-      and redis.call('ZADD', key, 0, ARGV[4]) == 1 then
+  local shown = original ~= '' and shown_elsewhere(key, index, original, ARGV[4])
+  if redis.call('EXISTS', key) == 1 and not shown and redis.call('ZADD', key, 0, ARGV[4]) == 1 then
     added = added + 1
     trim(key, tonumber(ARGV[3]))
     if original ~= '' then
