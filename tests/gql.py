@@ -3,6 +3,8 @@ expects exactly one error and returns its code."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -145,6 +147,8 @@ async def read_feed(client: httpx.AsyncClient, token: str, first: int = 100) -> 
 
 # Conversations, quotes and retweets (issue 12).
 
+SETTLE_SECONDS = 10.0
+
 REPLY = """
 mutation($text: String!, $parent: ID, $quoted: ID) {
   createTweet(text: $text, inReplyTo: $parent, quoteOf: $quoted) { id text }
@@ -188,3 +192,12 @@ async def feed_entries(client: httpx.AsyncClient, token: str) -> list[tuple[str,
         if not page["pageInfo"]["hasNextPage"]:
             return entries
         after = page["pageInfo"]["endCursor"]
+
+
+async def feed_settles(client: httpx.AsyncClient, token: str, wanted: list) -> None:
+    """Wait until `feed_entries` is `wanted` (what a celebrity posts reaches reads within the
+    celebrity cache's refresh): poll for up to SETTLE_SECONDS, failing with the last answer."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (found := await feed_entries(client, token)) != wanted:
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)

@@ -5,33 +5,30 @@ and the counts move exactly once."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
-import pytest
 
 from devstack.servers import ManagedProcess
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id, tweet_global_id
 from settings import Settings
-from storage.feeds import FeedCache, feed_key, open_feed_cache
-from storage.redis_clients import DocumentsRedis, open_redis
+from storage.feeds import FeedCache, feed_key
+from storage.redis_clients import DocumentsRedis
 from storage.tweet_counts import TweetCounters, TweetCounts
 from tests.gql import (
     DELETE_TWEET,
     TIMELINE,
     feed_entries,
+    feed_settles,
     gql,
     gql_error,
     reply,
-    sign_up,
     tweet,
 )
-from tests.servers import queues_idle, run_worker, serve_api, wait_until
+from tests.servers import run_worker, serve_api
+from tests.test_feed import idle, users
+from tests.test_retweets import follow
 from tests.test_subscriptions import next_update, subscribed, wait_subscribed
-
-FEED_QUEUES = ("fanout", "feeds")
 
 THREAD = """
 query($id: ID!, $first: Int!, $after: String) {
@@ -58,43 +55,6 @@ query($id: ID!) {
   }
 }
 """
-
-
-@pytest.fixture
-async def documents(settings: Settings) -> AsyncIterator[DocumentsRedis]:
-    client = open_redis(settings.documents_redis_url, timeout_seconds=5)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def counters(documents: DocumentsRedis) -> TweetCounters:
-    return TweetCounters(documents)
-
-
-@pytest.fixture
-async def feeds(settings: Settings) -> AsyncIterator[FeedCache]:
-    cache = open_feed_cache(settings)
-    yield cache
-    await cache.client.aclose()
-
-
-async def idle(settings: Settings) -> None:
-    await asyncio.to_thread(wait_until, lambda: queues_idle(settings, FEED_QUEUES), 30)
-
-
-async def users(client: httpx.AsyncClient, *names: str) -> dict[str, tuple[str, str]]:
-    return {name: await sign_up(client, name) for name in names}
-
-
-async def follow(client: httpx.AsyncClient, u: dict, follower: str, *followees: str) -> None:
-    for followee in followees:
-        await gql(
-            client,
-            "mutation($id: ID!) { follow(userId: $id) { id } }",
-            {"id": u[followee][1]},
-            token=u[follower][0],
-        )
 
 
 async def counts_of(counters: TweetCounters, tweet_id: str) -> TweetCounts:
@@ -143,7 +103,7 @@ async def test_replies_page_oldest_first_within_a_conversation(
 
 
 async def test_a_reply_to_a_deleted_tweet_shows_its_parent_as_deleted(
-    client: httpx.AsyncClient, counters: TweetCounters, documents: DocumentsRedis
+    client: httpx.AsyncClient, counters: TweetCounters, app_documents: DocumentsRedis
 ) -> None:
     u = await users(client, "ann", "bob")
     parent = await tweet(client, u["ann"][0], "will vanish")
@@ -159,7 +119,7 @@ async def test_a_reply_to_a_deleted_tweet_shows_its_parent_as_deleted(
         await gql(client, DELETE_TWEET, {"id": other["id"]}, token=u["bob"][0])
     assert (await counts_of(counters, parent["id"])).replies == 1
     # Replying to a deleted, unknown or malformed tweet: refused, nothing written.
-    keys_before = await documents.dbsize()
+    keys_before = await app_documents.dbsize()
     bob = u["bob"][0]
     unknown = tweet_global_id(parse_user_global_id(u["ann"][1]), 777)
     for variables, expected in [
@@ -177,7 +137,7 @@ async def test_a_reply_to_a_deleted_tweet_shows_its_parent_as_deleted(
             token=bob,
         )
         assert code == expected, variables
-    assert await documents.dbsize() == keys_before
+    assert await app_documents.dbsize() == keys_before
     timeline = await gql(client, TIMELINE, {"u": "bob", "first": 5})
     assert [e["node"]["text"] for e in timeline["user"]["tweets"]["edges"]] == ["an answer"]
 
@@ -279,8 +239,6 @@ async def test_a_celebrity_reply_is_merged_only_for_those_who_follow_both(
             await reply(client, u["star"][0], "hello cat", parent=parent["id"])
             await idle(low)
 
-            async def texts(name: str) -> list[str]:
-                return [text for text, _ in await feed_entries(client, u[name][0])]
-
-            assert await texts("both") == ["hello cat", "hello star", "flips the flag"]
-            assert await texts("only") == ["flips the flag"]
+            both = [("hello cat", None), ("hello star", None), ("flips the flag", None)]
+            await feed_settles(client, u["both"][0], both)
+            assert await feed_entries(client, u["only"][0]) == [("flips the flag", None)]

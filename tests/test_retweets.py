@@ -6,18 +6,15 @@ retweet; hostile input changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
-import pytest
 
 from devstack.servers import ManagedProcess
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id, tweet_global_id
 from settings import Settings
 from storage.feeds import FeedCache, feed_key, feed_originals_key, open_feed_cache
-from storage.redis_clients import DocumentsRedis, open_redis
+from storage.redis_clients import DocumentsRedis
 from storage.tweet_counts import TweetCounters, TweetCounts, retweets_key
 from tests.conftest import RedisServer
 from tests.gql import (
@@ -27,16 +24,15 @@ from tests.gql import (
     TIMELINE,
     UNDO_RETWEET,
     feed_entries,
+    feed_settles,
     gql,
     gql_error,
-    sign_up,
     tweet,
 )
-from tests.servers import queues_idle, run_worker, serve_api, wait_until
+from tests.servers import run_worker, serve_api
+from tests.test_feed import idle, users
 from tests.test_feed_cluster import cluster_settings, holders  # noqa: F401 (a fixture)
 from tests.test_subscriptions import SUBSCRIBE, next_update, subscribed, wait_subscribed
-
-FEED_QUEUES = ("fanout", "feeds")
 
 LIVE = SUBSCRIBE.replace(
     "... on FeedTweet { cursor tweet { id text author { username } } }",
@@ -44,33 +40,6 @@ LIVE = SUBSCRIBE.replace(
 ).replace(
     "... on TweetDeleted { tweetId }", "... on TweetDeleted { tweetId retweetedBy { username } }"
 )
-
-
-@pytest.fixture
-async def feeds(settings: Settings) -> AsyncIterator[FeedCache]:
-    cache = open_feed_cache(settings)
-    yield cache
-    await cache.client.aclose()
-
-
-@pytest.fixture
-async def documents(settings: Settings) -> AsyncIterator[DocumentsRedis]:
-    client = open_redis(settings.documents_redis_url, timeout_seconds=5)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def counters(documents: DocumentsRedis) -> TweetCounters:
-    return TweetCounters(documents)
-
-
-async def idle(settings: Settings) -> None:
-    await asyncio.to_thread(wait_until, lambda: queues_idle(settings, FEED_QUEUES), 30)
-
-
-async def users(client: httpx.AsyncClient, *names: str) -> dict[str, tuple[str, str]]:
-    return {name: await sign_up(client, name) for name in names}
 
 
 async def follow(client: httpx.AsyncClient, u: dict, follower: str, *followees: str) -> None:
@@ -123,7 +92,7 @@ async def test_an_original_shows_once_however_many_followees_retweet_it(
 
 async def test_a_repeated_or_concurrent_retweet_makes_one(
     client: httpx.AsyncClient,
-    documents: DocumentsRedis,
+    app_documents: DocumentsRedis,
     counters: TweetCounters,
     worker: ManagedProcess,
     settings: Settings,
@@ -135,7 +104,7 @@ async def test_a_repeated_or_concurrent_retweet_makes_one(
     )
     assert {a["retweet"]["id"] for a in answers} == {original["id"]}
     assert await retweet_count(counters, original["id"]) == 1
-    [raw_retweet_id] = (await documents.hgetall(retweets_key(uid(u, "bob")))).values()
+    [raw_retweet_id] = (await app_documents.hgetall(retweets_key(uid(u, "bob")))).values()
     # Retweeting the retweet retweets its original: nothing new.
     retweet_id = tweet_global_id(uid(u, "bob"), int(raw_retweet_id))
     again = await gql(client, RETWEET, {"id": retweet_id}, token=u["bob"][0])
@@ -149,7 +118,7 @@ async def test_a_repeated_or_concurrent_retweet_makes_one(
     )
     assert {a["undoRetweet"] for a in undone} == {original["id"]}
     assert await retweet_count(counters, original["id"]) == 1
-    assert await documents.hlen(retweets_key(uid(u, "bob"))) == 0
+    assert await app_documents.hlen(retweets_key(uid(u, "bob"))) == 0
     await idle(settings)
     page = await gql(client, TIMELINE, {"u": "bob", "first": 5})
     assert page["user"]["tweets"]["edges"] == []
@@ -157,7 +126,7 @@ async def test_a_repeated_or_concurrent_retweet_makes_one(
 
 async def test_hostile_retweets_are_refused_and_change_nothing(
     client: httpx.AsyncClient,
-    documents: DocumentsRedis,
+    app_documents: DocumentsRedis,
     counters: TweetCounters,
     worker: ManagedProcess,
 ) -> None:
@@ -177,7 +146,7 @@ async def test_hostile_retweets_are_refused_and_change_nothing(
         code, _ = await gql_error(client, operation, variables, token=token)
         assert code == expected, (operation, variables)
     assert await retweet_count(counters, gone["id"]) == 0
-    assert await documents.exists(retweets_key(uid(u, "bob"))) == 0
+    assert await app_documents.exists(retweets_key(uid(u, "bob"))) == 0
     # Undoing what was never retweeted (someone else's tweet) changes nothing.
     other = await tweet(client, u["eve"][0], "not retweeted")
     answer = await gql(client, UNDO_RETWEET, {"id": other["id"]}, token=bob)
@@ -269,10 +238,7 @@ async def test_celebrity_retweets_are_merged_at_read_time_once(
             # The star's retweet reaches a read once this process's celebrity cache has it
             # (refreshed every CELEBRITY_REFRESH_SECONDS): poll with a deadline.
             wanted = [("shared by many", "star"), ("flips the flag", None)]
-            deadline = time.monotonic() + 10
-            while (found := await feed_entries(client, u["fan2"][0])) != wanted:
-                assert time.monotonic() < deadline, found
-                await asyncio.sleep(0.05)
+            await feed_settles(client, u["fan2"][0], wanted)
             entries = await feed_entries(client, u["ann"][0])
             assert entries == [("shared by many", "bob"), ("flips the flag", None)]
             # The merged celebrity retweet does not show the original again to a viewer whose
