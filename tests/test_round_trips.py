@@ -17,7 +17,7 @@ from settings import Settings
 from storage.accounts import AccountStore, Profile
 from storage.redis_clients import open_redis
 from storage.tweets import Tweet, TweetStore
-from tests.gql import FEED, FOLLOW, gql, sign_up, tweet
+from tests.gql import FEED, FEED_ENTRIES, FOLLOW, RETWEET, gql, sign_up, tweet
 
 START, END = "round-trips-start", "round-trips-end"
 
@@ -121,3 +121,31 @@ async def test_a_feed_page_on_a_cache_hit_costs_two_round_trips(
     # The feed script (page, follow flags, state), then one MGET: documents, authors, token.
     app_commands = [line.split()[0].upper() for line in log.lines if "idgen:worker:" not in line]
     assert app_commands == ["EVALSHA", "MGET"], log.lines
+
+
+async def test_a_feed_page_with_retweets_costs_one_more_round_trip(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    viewer, _ = await sign_up(client, "reader")
+    originals = []
+    for n in range(5):
+        token, _ = await sign_up(client, f"stranger{n}")  # not followed: seen through retweets
+        originals.append((await tweet(client, token, f"original {n}"))["id"])
+    for n in range(4):
+        token, author_id = await sign_up(client, f"author{n}")
+        await tweet(client, token, f"own {n}")
+        await gql(client, RETWEET, {"id": originals[n]}, token=token)
+        await gql(client, FOLLOW, {"id": author_id}, token=viewer)
+    first = await gql(client, FEED_ENTRIES, {"first": 20}, token=viewer)  # builds the feed
+    log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
+    log.mark(START)
+    again = await gql(client, FEED_ENTRIES, {"first": 20}, token=viewer)
+    log.mark(END)
+    await asyncio.to_thread(log.close)
+    assert again == first and len(again["feed"]["edges"]) == 8
+    retweeted = [e["node"]["text"] for e in again["feed"]["edges"] if e["retweetedBy"]]
+    assert sorted(retweeted) == [f"original {n}" for n in range(4)]
+    # The feed script, the MGET of the page (retweets, authors, token), then one MGET of the
+    # originals with their authors, whatever the number of retweets.
+    app_commands = [line.split()[0].upper() for line in log.lines if "idgen:worker:" not in line]
+    assert app_commands == ["EVALSHA", "MGET", "MGET"], log.lines
