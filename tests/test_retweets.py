@@ -107,6 +107,8 @@ async def test_a_repeated_or_concurrent_retweet_makes_one(
     [raw_retweet_id] = (await app_documents.hgetall(retweets_key(uid(u, "bob")))).values()
     # Retweeting the retweet retweets its original: nothing new.
     retweet_id = tweet_global_id(uid(u, "bob"), int(raw_retweet_id))
+    code, _ = await gql_error(client, DELETE_TWEET, {"id": retweet_id}, token=u["bob"][0])
+    assert code == "BAD_USER_INPUT"  # a retweet is undone with undoRetweet
     again = await gql(client, RETWEET, {"id": retweet_id}, token=u["bob"][0])
     assert again["retweet"]["id"] == original["id"]
     own = await gql(client, RETWEET, {"id": original["id"]}, token=u["eve"][0])  # allowed
