@@ -24,6 +24,7 @@ DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"
 # follows from one machine); a variable that is set still wins. Production keeps the defaults.
 DEVELOPMENT_DEFAULTS = {
     "RATE_TWEETS": "1000/60",
+    "RATE_RETWEETS": "1000/60",
     "RATE_FOLLOWS": "1000/60",
     "RATE_LOGINS": "1000/300",
     "RATE_LOGINS_PER_ACCOUNT_IP": "1000/300",
@@ -202,6 +203,7 @@ class Settings:
 
     # Rate limits: "N/S" = at most N in any S seconds (sliding window, kept in the feed Redis)
     rate_tweets: str = "30/60"  # per user
+    rate_retweets: str = "60/60"  # per user, retweets and undos together
     rate_follows: str = "60/60"  # per user, follows and unfollows together
     rate_logins: str = "10/300"  # failed log-ins per client IP
     rate_logins_per_account_ip: str = "5/300"  # failed log-ins per (username, client IP)

@@ -33,10 +33,12 @@ from social.feed import CELEBRITY_RECENT, HomeFeed
 from social.following import Following
 from social.lookups import Lookups
 from social.posting import Posting
+from social.retweeting import Retweeting
 from social.throttle import Throttle
 from social.uploads import Uploads
 from storage.accounts import AccountStore
 from storage.celebrity_timelines import CelebrityTimelines
+from storage.conversations import Conversations
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedCache
 from storage.followee_sets import FolloweeSets
@@ -55,7 +57,9 @@ from storage.redis_clients import (
     open_redis,
     replication_lag,
 )
+from storage.retweets import RetweetStore
 from storage.tweet_cache import TweetCache, TweetInvalidations, listen_for_invalidations
+from storage.tweet_counts import TweetCounters
 from storage.tweets import TweetStore
 
 log = logging.getLogger(__name__)
@@ -112,6 +116,7 @@ def fan_out_jobs(settings: Settings, stores: Stores, jobs: Jobs) -> FanOut:
     return FanOut(
         graph=stores.graph,
         tweets=stores.tweets,
+        retweets=RetweetStore(stores.documents),
         feeds=stores.feeds,
         followee_sets=stores.followee_sets,
         stats=stores.stats,
@@ -273,6 +278,8 @@ def _api_services(
             tweets=stores.tweets,
             tweet_cache=cache,
             invalidations=TweetInvalidations(stores.documents),
+            counters=TweetCounters(stores.documents),
+            conversations=Conversations(stores.documents),
             media=stores.media,
             feeds=stores.feeds,
             ids=ids,
@@ -283,6 +290,19 @@ def _api_services(
             max_page_size=settings.max_page_size,
             durable_replicas=settings.tweet_durable_replicas,
             durable_timeout_ms=settings.tweet_durable_timeout_ms,
+        ),
+        retweeting=Retweeting(
+            tweets=stores.tweets,
+            retweets=RetweetStore(stores.documents),
+            counters=TweetCounters(stores.documents),
+            tweet_cache=cache,
+            invalidations=TweetInvalidations(stores.documents),
+            feeds=stores.feeds,
+            ids=ids,
+            jobs=jobs,
+            throttle=throttle,
+            clock=time.time,
+            rate_retweets=settings.rate_retweets,
         ),
         following=Following(
             graph=graph,

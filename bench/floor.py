@@ -85,12 +85,13 @@ class PageReader:
             [(r.author_id, r.tweet_id) for r in allowed], claims
         )
         fill = visibility.PageFill(want=want, cursor=None, shown=[], hidden=[])
-        unread = fill.take(page.refs, visibility.visible(allowed, documents))
+        shown = visibility.decide(viewer, allowed, documents, {}, page.followed)
+        unread = fill.take(page.refs, shown)
         if fill.hidden or not (fill.full or page.exhausted):
             raise NotAHit("hidden entries or a short first round")
         await self._feeds.keep_alive(viewer, page.ttl_seconds)  # no round trip unless due
         return FloorPage(
-            items=fill.shown,
+            items=[(ref, entry.tweet) for ref, entry in fill.shown],
             authors=profiles,
             has_next_page=unread > 0 or not page.exhausted,
             end_cursor=fill.cursor,

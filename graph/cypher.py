@@ -105,6 +105,12 @@ MATCH (:User {id: $follower})-[:FOLLOWS]->(b:User {id: id})
 RETURN b.id
 """
 
+FOLLOWERS_AMONG = """
+UNWIND $ids AS id
+MATCH (a:User {id: id})-[:FOLLOWS]->(:User {id: $followee})
+RETURN a.id
+"""
+
 COUNTS = "UNWIND $ids AS id MATCH (u:User {id: id}) RETURN u.id, u.followers, u.following"
 
 
@@ -265,6 +271,13 @@ class CypherGraph(abc.ABC):
             return set()
         params = {"follower": _key(follower_id), "ids": _keys(user_ids)}
         rows = await self._read(FOLLOWING_AMONG, params)
+        return {int(row[0]) for row in rows}
+
+    async def followers_among(self, followee_id: int, user_ids: list[int]) -> set[int]:
+        if not user_ids:
+            return set()
+        params = {"followee": _key(followee_id), "ids": _keys(user_ids)}
+        rows = await self._read(FOLLOWERS_AMONG, params)
         return {int(row[0]) for row in rows}
 
     async def counts(self, user_ids: list[int]) -> dict[int, FollowCounts]:

@@ -150,6 +150,12 @@ class SocialGraph(Protocol):
         batch. Ids without a node, and an unknown follower, simply yield nothing (no error);
         duplicates are harmless; an empty list answers `set()` without a round trip."""
 
+    async def followers_among(self, followee_id: int, user_ids: list[int]) -> set[int]:
+        """The subset of `user_ids` that follow `followee_id` (the reverse of
+        `following_among`), in one round trip for the whole batch: which of a replier's
+        followers also follow the person replied to. Ids without a node, and an unknown
+        followee, yield nothing; an empty list answers `set()` without a round trip."""
+
     async def counts(self, user_ids: list[int]) -> dict[int, FollowCounts]:
         """Follower and following counts of each id that has a node; ids without one are absent
         from the result (no error). Read from counters kept with the user, so the cost does not

@@ -21,6 +21,7 @@ from social.feed import HomeFeed
 from social.following import Following
 from social.lookups import Lookups
 from social.posting import Posting
+from social.retweeting import Retweeting
 from social.uploads import Uploads
 from storage.accounts import PublicProfile
 from storage.live_hub import LiveHub
@@ -42,6 +43,7 @@ class Services:
     accounts: Accounts
     home_feed: HomeFeed
     posting: Posting
+    retweeting: Retweeting
     following: Following
     uploads: Uploads
     lookups: Lookups

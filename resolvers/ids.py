@@ -88,3 +88,15 @@ def parse_feed_cursor(token: str | None) -> FeedRef | None:
         return None
     tweet_id, author_id = _parts(token, "feed", 2, "cursor")
     return FeedRef(tweet_id=tweet_id, author_id=author_id)
+
+
+def reply_cursor(ref: tuple[int, int]) -> str:
+    """A place in a replies list: the (author id, tweet id) of the last reply seen."""
+    return _b64(f"reply:{ref[0]}:{ref[1]}")
+
+
+def parse_reply_cursor(token: str | None) -> tuple[int, int] | None:
+    if token is None:
+        return None
+    author_id, tweet_id = _parts(token, "reply", 2, "cursor")
+    return author_id, tweet_id

@@ -27,7 +27,8 @@ IDLE_CHECK_SECONDS = 1.0  # how often an idle subscription checks its client is 
 
 @dataclass(frozen=True)
 class Deleted:
-    ref: FeedRef
+    ref: FeedRef  # the entry gone (for a retweet: the retweet's)
+    original: tuple[int, int] | None = None  # a retweet's original (author id, tweet id)
 
 
 Update = FeedItem | Deleted
@@ -85,7 +86,7 @@ def _until(moment: float) -> float:
 async def _to_update(ctx: RequestContext, viewer: int, event: LiveEvent) -> Update | None:
     ref = FeedRef(tweet_id=event.tweet_id, author_id=event.author_id)
     if event.kind == "deleted":
-        return Deleted(ref)
+        return Deleted(ref, event.original)
     ctx.reset_loaders()  # a socket lives long: read fresh, and let nothing pile up
     return await ctx.services.home_feed.live_item(viewer, ref, ctx.load_tweets)
 

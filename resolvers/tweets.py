@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from resolvers.context import RequestContext
-from social.visibility import shown
-from storage.tweets import TimelinePage, Tweet
+from social.visibility import Shown, shown
+from storage.tweets import TimelinePage, Tweet, TweetId
 
 
 async def create_tweet(
@@ -12,10 +12,36 @@ async def create_tweet(
     text: str,
     media_refs: list[tuple[int, int]],
     idempotency_key: str | None,
+    in_reply_to: TweetId | None = None,
+    quote_of: TweetId | None = None,
 ) -> Tweet:
     viewer = await ctx.viewer_id()
     posting = ctx.services.posting
-    return await posting.create(viewer, text, media_refs, idempotency_key, ctx.load_tweets)
+    return await posting.create(
+        viewer, text, media_refs, idempotency_key, ctx.load_tweets, in_reply_to, quote_of
+    )
+
+
+async def retweet(ctx: RequestContext, target: TweetId) -> Tweet:
+    """The original retweeted."""
+    return await ctx.services.retweeting.retweet(await ctx.viewer_id(), target)
+
+
+async def undo_retweet(ctx: RequestContext, target: TweetId) -> TweetId:
+    """The original whose retweet was undone."""
+    return await ctx.services.retweeting.undo(await ctx.viewer_id(), target)
+
+
+async def replies(
+    ctx: RequestContext, parent: TweetId, first: int, after: TweetId | None
+) -> tuple[list[Tweet], bool, TweetId | None]:
+    return await ctx.services.posting.replies(parent, first, after, ctx.load_tweets)
+
+
+async def linked_tweet(ctx: RequestContext, ref: TweetId) -> Tweet | None:
+    """A tweet another one points at (answers, quotes), through the request's loader: None if
+    it is gone."""
+    return await visible_tweet(ctx, *ref)
 
 
 async def delete_tweet(ctx: RequestContext, author_id: int, tweet_id: int) -> None:
@@ -29,6 +55,6 @@ async def visible_tweet(ctx: RequestContext, author_id: int, tweet_id: int) -> T
 
 async def timeline(
     ctx: RequestContext, author_id: int, first: int, before: int | None
-) -> tuple[list[Tweet], TimelinePage]:
+) -> tuple[list[tuple[int, Shown]], TimelinePage]:
     """A page of the author's tweets, newest first, and the page of ids it came from."""
     return await ctx.services.posting.timeline(author_id, first, before, ctx.load_tweets)

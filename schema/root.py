@@ -35,6 +35,7 @@ from schema.types import (
     TweetNode,
     User,
     Video,
+    retweeted_by,
     tweet_nodes,
 )
 
@@ -69,9 +70,10 @@ class Query:
     ) -> TweetConnection:
         result = await feed.read_feed(info.context, first, parse_feed_cursor(after))
         nodes = await tweet_nodes(info.context, [item.tweet for item in result.items])
+        retweeters = await retweeted_by(info.context, [item.retweeted_by for item in result.items])
         edges = [
-            TweetEdge(cursor=feed_cursor(item.ref), node=node)
-            for item, node in zip(result.items, nodes, strict=True)
+            TweetEdge(cursor=feed_cursor(item.ref), node=node, retweeted_by=retweeter)
+            for item, node, retweeter in zip(result.items, nodes, retweeters, strict=True)
         ]
         end = feed_cursor(result.end_cursor) if result.end_cursor else None
         return TweetConnection(
@@ -168,8 +170,10 @@ class Mutation:
 
     @strawberry.mutation(
         description="Post a tweet: 1-280 characters, up to 4 uploaded images or 1 READY video. "
-        "The same "
-        "idempotencyKey again returns the first tweet instead of posting twice."
+        "The same idempotencyKey again returns the first tweet instead of posting twice. With "
+        "inReplyTo it answers that tweet (joining its conversation); with quoteOf it quotes "
+        "one; both at once is a quote-reply. Either must be a tweet that is not deleted "
+        "(NOT_FOUND otherwise, nothing posted)."
     )
     async def create_tweet(
         self,
@@ -177,10 +181,29 @@ class Mutation:
         text: str,
         media_ids: list[strawberry.ID] | None = None,
         idempotency_key: str | None = None,
+        in_reply_to: strawberry.ID | None = None,
+        quote_of: strawberry.ID | None = None,
     ) -> TweetNode:
         refs = [parse_media_global_id(m) for m in media_ids or []]
-        tweet = await tweets.create_tweet(info.context, text, refs, idempotency_key)
+        parent = None if in_reply_to is None else parse_tweet_global_id(in_reply_to)
+        quoted = None if quote_of is None else parse_tweet_global_id(quote_of)
+        tweet = await tweets.create_tweet(info.context, text, refs, idempotency_key, parent, quoted)
         return (await tweet_nodes(info.context, [tweet]))[0]
+
+    @strawberry.mutation(
+        description="Retweet a tweet (a retweet's id retweets its original); idempotent. "
+        "Returns the original."
+    )
+    async def retweet(self, info: Ctx, tweet_id: strawberry.ID) -> TweetNode:
+        original = await tweets.retweet(info.context, parse_tweet_global_id(tweet_id))
+        return (await tweet_nodes(info.context, [original]))[0]
+
+    @strawberry.mutation(
+        description="Undo your retweet of a tweet (idempotent); returns the original's id."
+    )
+    async def undo_retweet(self, info: Ctx, tweet_id: strawberry.ID) -> strawberry.ID:
+        original = await tweets.undo_retweet(info.context, parse_tweet_global_id(tweet_id))
+        return strawberry.ID(tweet_global_id(*original))
 
     @strawberry.mutation(description="Delete your tweet (idempotent); returns its id.")
     async def delete_tweet(self, info: Ctx, id: strawberry.ID) -> strawberry.ID:
@@ -200,13 +223,15 @@ class Subscription:
     ) -> AsyncGenerator[FeedUpdate, None]:
         async for update in live.feed_updates(info.context, parse_feed_cursor(after)):
             if isinstance(update, live.Deleted):
-                ref = update.ref
-                yield TweetDeleted(
-                    tweet_id=strawberry.ID(tweet_global_id(ref.author_id, ref.tweet_id))
-                )
+                ref, original = update.ref, update.original
+                shown = (ref.author_id, ref.tweet_id) if original is None else original
+                retweeter = None if original is None else ref.author_id
+                [by] = await retweeted_by(info.context, [retweeter])
+                yield TweetDeleted(tweet_id=strawberry.ID(tweet_global_id(*shown)), retweeted_by=by)
             else:
                 [node] = await tweet_nodes(info.context, [update.tweet])
-                yield FeedTweet(cursor=feed_cursor(update.ref), tweet=node)
+                [by] = await retweeted_by(info.context, [update.retweeted_by])
+                yield FeedTweet(cursor=feed_cursor(update.ref), tweet=node, retweeted_by=by)
 
     @strawberry.subscription(
         description="Your upload's processing state now, then each change until READY or "

@@ -16,14 +16,16 @@ from resolvers.ids import (
     edge_cursor,
     media_global_id,
     parse_edge_cursor,
+    parse_reply_cursor,
     parse_timeline_cursor,
+    reply_cursor,
     timeline_cursor,
     tweet_global_id,
     user_global_id,
 )
 from storage.accounts import PublicProfile
 from storage.media import MediaState, MediaStatus
-from storage.tweets import MediaItem, Tweet
+from storage.tweets import MediaItem, Tweet, TweetId
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -80,7 +82,10 @@ class User:
     async def viewer_is_following(self, info: Info[RequestContext, None]) -> bool:
         return await following.viewer_is_following(info.context, self.profile.user_id)
 
-    @strawberry.field(description="This user's tweets, newest first.")
+    @strawberry.field(
+        description="This user's tweets, newest first; their retweets show the original, "
+        "with `retweetedBy` on the edge."
+    )
     async def tweets(
         self,
         info: Info[RequestContext, None],
@@ -90,10 +95,15 @@ class User:
         found, page = await tweets.timeline(
             info.context, self.profile.user_id, first, parse_timeline_cursor(after)
         )
-        author = User.of(self.profile)
+        nodes = await tweet_nodes(info.context, [entry.tweet for _, entry in found])
+        retweeter = User.of(self.profile)
         edges = [
-            TweetEdge(cursor=timeline_cursor(t.tweet_id), node=TweetNode.of(t, author))
-            for t in found
+            TweetEdge(
+                cursor=timeline_cursor(entry_id),
+                node=node,
+                retweeted_by=None if entry.retweeted_by is None else retweeter,
+            )
+            for (entry_id, entry), node in zip(found, nodes, strict=True)
         ]
         end_cursor = timeline_cursor(page.tweet_ids[-1]) if page.tweet_ids else None
         return TweetConnection(
@@ -217,7 +227,7 @@ class TweetNode:
     author: User
 
     @classmethod
-    def of(cls, tweet: Tweet, author: User) -> TweetNode:
+    def of(cls, tweet: Tweet, author: User, *, embedded: bool = False) -> TweetNode:
         return cls(
             id=strawberry.ID(tweet_global_id(tweet.author_id, tweet.tweet_id)),
             text=tweet.text,
@@ -226,13 +236,104 @@ class TweetNode:
             hashtags=list(tweet.hashtags),
             media=[Media.of(item, tweet.author_id) for item in tweet.media],
             author=author,
+            source=tweet,
+            embedded=embedded,
         )
+
+    # Conversations, quotes and retweets (issue 12): linked tweets load in one batch per level.
+    source: strawberry.Private[Tweet | None] = None
+    embedded: strawberry.Private[bool] = False  # shown inside another: it embeds nothing more
+
+    @strawberry.field(description="The tweet this one answers; null if it is not a reply.")
+    async def in_reply_to(self, info: Info[RequestContext, None]) -> TweetReference | None:
+        assert self.source is not None
+        return await tweet_reference(info.context, self.source.in_reply_to, self.embedded)
+
+    @strawberry.field(
+        description="The tweet that started this tweet's conversation (the root of its "
+        "thread): this tweet itself unless it is a reply. Its id is the conversation's id."
+    )
+    async def conversation(self, info: Info[RequestContext, None]) -> TweetReference:
+        assert self.source is not None
+        root = self.source.conversation or self.source.in_reply_to
+        if root is None:
+            return TweetReference(id=self.id, deleted=False, tweet=self)
+        found = await tweet_reference(info.context, root, self.embedded)
+        assert found is not None
+        return found
+
+    @strawberry.field(description="The tweet this one quotes; null if it quotes none.")
+    async def quote_of(self, info: Info[RequestContext, None]) -> TweetReference | None:
+        assert self.source is not None
+        return await tweet_reference(info.context, self.source.quote_of, self.embedded)
+
+    @strawberry.field(
+        description="Direct replies to this tweet, oldest first (as a conversation reads); "
+        "deleted replies leave the list."
+    )
+    async def replies(
+        self,
+        info: Info[RequestContext, None],
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> TweetConnection:
+        assert self.source is not None
+        parent = (self.source.author_id, self.source.tweet_id)
+        found, more, end = await tweets.replies(
+            info.context, parent, first, parse_reply_cursor(after)
+        )
+        nodes = await tweet_nodes(info.context, found)
+        edges = [
+            TweetEdge(cursor=reply_cursor((t.author_id, t.tweet_id)), node=node)
+            for t, node in zip(found, nodes, strict=True)
+        ]
+        end_cursor = None if end is None else reply_cursor(end)
+        return TweetConnection(
+            edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=end_cursor)
+        )
+
+
+@strawberry.type(
+    description="A tweet that another one points at: the tweet it answers, quotes, or whose "
+    "conversation it belongs to. A deleted tweet keeps its place: `deleted` is true and "
+    "`tweet` null."
+)
+class TweetReference:
+    id: strawberry.ID = strawberry.field(
+        description="The id of the tweet pointed at, kept when it is deleted."
+    )
+    deleted: bool = strawberry.field(description="Whether that tweet was deleted (or is gone).")
+    tweet: TweetNode | None = strawberry.field(
+        description="The tweet pointed at; null when deleted, and inside an embedded tweet "
+        "(embedding stops at one level: a quoted tweet shows its own quote as an id only)."
+    )
+
+
+async def tweet_reference(
+    ctx: RequestContext, ref: TweetId | None, embedded: bool
+) -> TweetReference | None:
+    """The reference to `ref` from a tweet (`embedded`: shown inside another tweet)."""
+    if ref is None:
+        return None
+    found = await tweets.linked_tweet(ctx, ref)
+    node = None
+    if found is not None and not embedded:
+        profile = await ctx.profiles.load(found.author_id)
+        assert profile is not None  # accounts are never deleted while their tweets exist
+        node = TweetNode.of(found, User.of(profile), embedded=True)
+    return TweetReference(
+        id=strawberry.ID(tweet_global_id(*ref)), deleted=found is None, tweet=node
+    )
 
 
 @strawberry.type
 class TweetEdge:
     cursor: str
     node: TweetNode
+    retweeted_by: User | None = strawberry.field(
+        default=None,
+        description="Who retweeted `node` into this feed or timeline; null for the tweet itself.",
+    )
 
 
 @strawberry.type
@@ -302,14 +403,32 @@ async def user_connection(
 class FeedTweet:
     cursor: str = strawberry.field(description="Resubscribe with this to miss nothing.")
     tweet: TweetNode
+    retweeted_by: User | None = strawberry.field(
+        default=None,
+        description="Who retweeted `tweet` into your feed; null for the tweet itself.",
+    )
 
 
 @strawberry.type(description="A tweet that was deleted: remove it from your view.")
 class TweetDeleted:
     tweet_id: strawberry.ID
+    retweeted_by: User | None = strawberry.field(
+        default=None,
+        description="Set when a retweet was undone: remove only the entry of `tweetId` "
+        "retweeted by this user. Null: `tweetId` itself was deleted (with its retweets).",
+    )
 
 
 FeedUpdate = Annotated[FeedTweet | TweetDeleted, strawberry.union("FeedUpdate")]
+
+
+async def retweeted_by(ctx: RequestContext, user_ids: list[int | None]) -> list[User | None]:
+    """The retweeters of feed items (None for an original), from the request's profile loader
+    (which the page read primed with them: the retweets' authors)."""
+    profiles = await ctx.profiles.load_many([u for u in user_ids if u is not None])
+    users = iter(profiles)
+    found = [None if u is None else next(users) for u in user_ids]
+    return [None if p is None else User.of(p) for p in found]
 
 
 async def tweet_nodes(ctx: RequestContext, found: list[Tweet]) -> list[TweetNode]:

@@ -4,6 +4,13 @@ Three tiers, as Mastodon's fan-out: `fan_out` decides who receives (pages of the
 followers), `deliver` hands one batch to the feed store, which applies it in one script call.
 Jobs carry ids only and are idempotent: running one twice, or after its work was done another
 way, changes nothing more.
+
+A batch reads its tweet's document (one round trip) to apply the feed's rules: a reply goes
+only to the followers who also follow the person replied to (one graph query per batch:
+`followers_among`); a retweet goes into a feed only if the feed shows its original nowhere yet
+(decided by the push script, storage/feeds.py). Deleting a tweet takes its retweets down too:
+the first pass of its UNPUSH undoes every indexed retweet of it (storage/retweets.py) and
+queues their own UNPUSH passes, so every feed loses them and live viewers are told.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import asyncio
 from graph.port import SocialGraph
 from social.fanout_plan import batches, celebrity_flag, live_event
 from social.ports import FanoutAction, JobQueue
+from social.visibility import feed_ref, reply_audience
 from storage.accounts import AccountStore
 from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedCache, FeedRef
 from storage.followee_sets import FolloweeSets
 from storage.media import MediaLibrary, VideoBusy
-from storage.tweets import TweetStore
+from storage.retweets import RetweetStore
+from storage.tweets import Tweet, TweetStore
 
 STORE_WAIT_SECONDS = 0.02  # fan-out is enqueued before the tweet is stored: wait a moment
 STORE_WAIT_TRIES = 5
@@ -48,6 +57,7 @@ class FanOut:
         *,
         graph: SocialGraph,
         tweets: TweetStore,
+        retweets: RetweetStore,
         feeds: FeedCache,
         followee_sets: FolloweeSets,
         stats: FanoutStats,
@@ -61,6 +71,7 @@ class FanOut:
     ) -> None:
         self._graph = graph
         self._tweets = tweets
+        self._retweets = retweets
         self._feeds = feeds
         self._followee_sets = followee_sets
         self._stats = stats
@@ -90,6 +101,8 @@ class FanOut:
                 await self._jobs.fan_out(author_id, tweet_id, FanoutAction.REFLAG)
             if celebrity:
                 return
+        if after is None and action is FanoutAction.UNPUSH:
+            await self._take_down_retweets(author_id, tweet_id)
         page = await self._graph.follower_ids_page(author_id, after, self._page_size)
         for batch in batches(page, self._batch_size):
             await self._jobs.deliver(author_id, tweet_id, batch, action)
@@ -104,6 +117,34 @@ class FanOut:
                 return not tweet.deleted
             await asyncio.sleep(STORE_WAIT_SECONDS)
         raise TweetNotStoredYet(f"tweet {tweet_id} of {author_id}")
+
+    async def _take_down_retweets(self, author_id: int, tweet_id: int) -> None:
+        """The original (author, tweet) is deleted: undo each of its retweets (out of the
+        retweeter's timeline and retweets) and take it out of every feed, the retweeter's own
+        included, with a live deletion. Its counts no longer matter. Safe to repeat."""
+        for retweeter, retweet_id in await self._retweets.retweets((author_id, tweet_id)):
+            [retweet] = await self._tweets.get_many([(retweeter, retweet_id)])
+            if retweet is None or retweet.retweet_of is None:
+                continue
+            await self._retweets.undo(retweet)
+            await self._jobs.fan_out(retweeter, retweet_id, FanoutAction.UNPUSH)
+            await self._unpush(retweet, [retweeter])
+
+    async def _unpush(self, tweet: Tweet, viewer_ids: list[int]) -> None:
+        """Out of these viewers' feeds, with a live deletion for those online that had it."""
+        ref = FeedRef(tweet_id=tweet.tweet_id, author_id=tweet.author_id)
+        original = tweet.retweet_of
+        event = live_event("deleted", tweet.author_id, tweet.tweet_id, original)
+        shows = None if original is None else feed_ref(original)
+        await self._feeds.unpush_from_feeds(ref, viewer_ids, event, shows)
+
+    async def _audience(self, tweet: Tweet, follower_ids: list[int]) -> list[int]:
+        """Who of the author's followers gets the tweet pushed (the reply rule)."""
+        if tweet.in_reply_to is None or tweet.in_reply_to[0] == tweet.author_id:
+            return follower_ids
+        parent_author = tweet.in_reply_to[0]
+        following = await self._graph.followers_among(parent_author, follower_ids)
+        return reply_audience(tweet, follower_ids, following)
 
     async def _update_celebrity_flag(self, author_id: int) -> tuple[bool, bool]:
         """Re-decide the author's celebrity flag from their follower count: (flag, changed)."""
@@ -127,12 +168,19 @@ class FanOut:
         ref = FeedRef(tweet_id=tweet_id, author_id=author_id)
         match action:
             case FanoutAction.PUSH:
+                [tweet] = await self._tweets.get_many([(author_id, tweet_id)])
+                if tweet is None or tweet.deleted:
+                    return  # deleted meanwhile (its UNPUSH follows), or abandoned
+                audience = await self._audience(tweet, follower_ids)
+                original = None if tweet.retweet_of is None else feed_ref(tweet.retweet_of)
                 event = live_event("tweet", author_id, tweet_id)
-                changed = await self._feeds.push_to_feeds(ref, follower_ids, event)
+                changed = await self._feeds.push_to_feeds(ref, audience, event, original)
                 await self._stats.record_batch(tweet_id, len(follower_ids), changed)
             case FanoutAction.UNPUSH:
-                event = live_event("deleted", author_id, tweet_id)
-                await self._feeds.unpush_from_feeds(ref, follower_ids, event)
+                [tweet] = await self._tweets.get_many([(author_id, tweet_id)])
+                if tweet is None:  # never stored: nothing can hold it
+                    return
+                await self._unpush(tweet, follower_ids)
             case FanoutAction.REFLAG:
                 await self._followee_sets.invalidate_following_many(follower_ids)
 

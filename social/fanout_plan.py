@@ -17,6 +17,12 @@ def batches(ids: list[int], size: int) -> list[list[int]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
-def live_event(kind: str, author_id: int, tweet_id: int) -> str:
-    """What subscribers receive on their live channel: `tweet` (new in your feed) or `deleted`."""
-    return json.dumps({"kind": kind, "author_id": author_id, "tweet_id": tweet_id})
+def live_event(
+    kind: str, author_id: int, tweet_id: int, original: tuple[int, int] | None = None
+) -> str:
+    """What subscribers receive on their live channel: `tweet` (new in your feed) or `deleted`;
+    for a retweet entry, `original` (author id, tweet id) names what it shows."""
+    event: dict[str, object] = {"kind": kind, "author_id": author_id, "tweet_id": tweet_id}
+    if original is not None:
+        event["original"] = list(original)
+    return json.dumps(event)

@@ -4,6 +4,12 @@ A read takes refs from the viewer's precomputed feed (or, on a miss, rebuilds it
 shards), merges in the recent tweets of the celebrities they follow, and keeps only what the viewer
 may see now (`social.visibility`). It over-fetches until the page is full, so background clean-up
 being behind never shows. Live updates pass the same rules.
+
+A retweet entry shows its original: a page holding retweets costs one more document round trip
+(the originals, with their authors), a page holding replies may cost one follow lookup (does
+the viewer follow the authors replied to; often known from the page already); a page of plain
+tweets costs what it did. A rebuild reads the gathered tweets' documents (one round trip per
+shard) to apply the reply rule and keep each original once before it writes the feed.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import asyncio
 import functools
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from graph.port import SocialGraph
@@ -40,8 +46,9 @@ Verify = Callable[[], Awaitable[object]]
 
 @dataclass(frozen=True)
 class FeedItem:
-    ref: FeedRef
-    tweet: Tweet
+    ref: FeedRef  # the feed entry (for a retweet: the retweet's id and the retweeter)
+    tweet: Tweet  # what it shows (for a retweet: the original)
+    retweeted_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -176,8 +183,10 @@ class HomeFeed:
             # Celebrity refs are merged only down to the oldest cached ref of this round: below
             # it, cached refs not fetched yet may interleave.
             floor = None if exhausted else cached[-1]
-            candidates = merge_newest([cached, visibility.between(celebrity, fill.cursor, floor)])
-            unread = fill.take(candidates, await self.visible(viewer, view, candidates, load))
+            merged = visibility.between(celebrity, fill.cursor, floor)
+            candidates = merge_newest([cached, merged])
+            shown = await self.visible(viewer, view, candidates, load, merged)
+            unread = fill.take(candidates, shown)
             more = unread > 0 or not exhausted
             if fill.full or not more:
                 break
@@ -187,7 +196,7 @@ class HomeFeed:
         if fill.hidden:
             # Reclaim space: they never show (unless a follow since the view was read).
             await self._feeds.drop_refs(viewer, fill.hidden, view.version)
-        items = [FeedItem(ref, tweet) for ref, tweet in fill.shown]
+        items = [FeedItem(ref, entry.tweet, entry.retweeted_by) for ref, entry in fill.shown]
         return FeedResult(items=items, has_next_page=more, end_cursor=fill.cursor)
 
     async def open_live(self, viewer: int) -> list[int]:
@@ -209,12 +218,11 @@ class HomeFeed:
     async def live_item(self, viewer: int, ref: FeedRef, load: LoadTweets) -> FeedItem | None:
         """The new entry `ref` as the viewer's feed would show it now, or None if hidden. The
         viewer must be authenticated (a miss fills nothing: one cheap lookup per event)."""
-        followed = await self._ask_follows(viewer, visibility.authors_to_check(viewer, [ref]))
-        allowed = visibility.allowed_refs(viewer, [ref], followed)
-        found = visibility.visible(
-            allowed, await load([(r.author_id, r.tweet_id) for r in allowed])
-        )
-        return FeedItem(ref, found[ref]) if ref in found else None
+        view = Followees([], functools.partial(self._ask_follows, viewer), version="")
+        # A pushed retweet is in the feed only if the feed showed its original nowhere else,
+        # and a celebrity's is not in it: both are checked as a merged one.
+        entry = (await self.visible(viewer, view, [ref], load, [ref])).get(ref)
+        return None if entry is None else FeedItem(ref, entry.tweet, entry.retweeted_by)
 
     async def _ask_follows(self, viewer: int, authors: list[int]) -> set[int]:
         """Which of `authors` the viewer follows: the followee-set cache, else the graph."""
@@ -249,15 +257,34 @@ class HomeFeed:
         return Followees(celebrities, ask_local, version, rows)
 
     async def visible(
-        self, viewer: int, view: Followees, refs: list[FeedRef], load: LoadTweets
-    ) -> dict[FeedRef, Tweet]:
-        """The refs the viewer may see, with their documents: fetch, then decide."""
+        self,
+        viewer: int,
+        view: Followees,
+        refs: list[FeedRef],
+        load: LoadTweets,
+        merged: Collection[FeedRef] = (),
+    ) -> dict[FeedRef, visibility.Shown]:
+        """The refs the viewer may see, with what they show: fetch (the documents; the
+        originals of retweets; whether the viewer follows the authors replies answer), then
+        decide. A retweet among `merged` (refs not from the cached feed: celebrities') is
+        left out if the cached feed shows its original elsewhere (one more call, only then)."""
         if not refs:
             return {}
         followed = await view.check(visibility.authors_to_check(viewer, refs))
         allowed = visibility.allowed_refs(viewer, refs, followed)
         documents = await load([(r.author_id, r.tweet_id) for r in allowed])
-        return visibility.visible(allowed, documents)
+        wanted = visibility.originals_of(documents)
+        originals = dict(zip(wanted, await load(wanted), strict=True)) if wanted else {}
+        parents = await view.check(visibility.parent_authors(viewer, documents))
+        found = visibility.decide(viewer, allowed, documents, originals, parents)
+        outside = set(merged)
+        retweets = [r for r, e in found.items() if e.retweeted_by is not None and r in outside]
+        pairs = [(visibility.feed_ref(found[ref].original), ref) for ref in retweets]
+        held = await self._feeds.shows_originals(viewer, pairs)
+        for ref, shown_elsewhere in zip(retweets, held, strict=True):
+            if shown_elsewhere:
+                del found[ref]
+        return found
 
     async def _source(
         self, viewer: int, view: Followees, page: FeedPage, cursor: FeedRef | None
@@ -283,18 +310,25 @@ class HomeFeed:
             await asyncio.sleep(REBUILD_POLL_SECONDS)
             if (await feeds.page(viewer, 1, None)).complete:
                 return RefSource(feeds, viewer, view, None)
-        return RefSource(feeds, viewer, view, await self._gather(viewer, view))
+        return RefSource(feeds, viewer, view, (await self._gather(viewer, view))[0])
 
-    async def _gather(self, viewer: int, view: Followees) -> list[FeedRef]:
-        """The feed as pulled from the tweet shards: the viewer and non-celebrity followees."""
+    async def _gather(
+        self, viewer: int, view: Followees
+    ) -> tuple[list[FeedRef], dict[FeedRef, FeedRef]]:
+        """The feed as pulled from the tweet shards: the viewer and non-celebrity followees,
+        by the feed's rules (replies, each original once), and the originals its retweet
+        entries show."""
         rows = view.rows if view.rows is not None else await self._graph.followee_ids(viewer)
         authors = [viewer] + [user_id for user_id, celebrity in rows if not celebrity]
-        return await gather_feed(self._tweets, authors, self._feed_max)
+        refs = await gather_feed(self._tweets, authors, self._feed_max)
+        documents = await self._tweets.get_many([(r.author_id, r.tweet_id) for r in refs])
+        followed = {user_id for user_id, _ in rows}
+        return visibility.rebuilt_feed(viewer, refs, documents, followed)
 
     async def _rebuild(self, viewer: int, view: Followees) -> None:
         started = time.perf_counter()
         await self._feeds.begin_rebuild(viewer)  # from here on, fan-out pushes land in the new feed
-        await self._feeds.finish_rebuild(viewer, await self._gather(viewer, view))
+        await self._feeds.finish_rebuild(viewer, *await self._gather(viewer, view))
         self._metrics.feed_rebuilds.observe(time.perf_counter() - started)
 
     async def _celebrity_refs(self, view: Followees) -> list[FeedRef]:

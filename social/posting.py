@@ -11,6 +11,13 @@ loses no acknowledged tweet. If fewer confirm in time the tweet is undone before
 tombstone) and the request fails with `TryAgain`: the same request, same idempotency key
 included, may simply be sent again. The tweet was never shown to anyone but a reader who raced
 the few hundred milliseconds of the wait, and those see it disappear like a deleted tweet.
+
+Replies and quotes (issue 12): a tweet may answer one tweet (`in_reply_to`; it joins that
+tweet's conversation, whose root it records) and quote one (`quote_of`), both at once as the
+Twitter API allows; either must name a live tweet (a retweet stands for its original), else
+NotFound and nothing is written. Once stored, a reply is listed under its parent
+(storage/conversations.py) and the parent's replies counter moves when the listing changed; a
+quote moves the quoted tweet's quotes counter. Deleting takes both back, once.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from social.feed import LoadTweets
 from social.paging import page_size
 from social.ports import FanoutAction, JobQueue
 from social.throttle import Throttle
+from social.visibility import Shown, shown
+from storage.conversations import Conversations
 from storage.feeds import FeedCache, FeedRef
 from storage.ids import IdGenerator
 from storage.media import (
@@ -44,7 +53,8 @@ from storage.media import (
 )
 from storage.media import MediaNotReady as VideoNotReady
 from storage.tweet_cache import TweetCache, TweetInvalidations
-from storage.tweets import MediaNotAttachable, TimelinePage, Tweet, TweetStore
+from storage.tweet_counts import Count, TweetCounters
+from storage.tweets import MediaNotAttachable, TimelinePage, Tweet, TweetId, TweetStore
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 100
 Clock = Callable[[], float]  # seconds since the epoch
@@ -94,6 +104,8 @@ class Posting:
         tweets: TweetStore,
         tweet_cache: TweetCache,
         invalidations: TweetInvalidations,
+        counters: TweetCounters,
+        conversations: Conversations,
         media: MediaLibrary,
         feeds: FeedCache,
         ids: IdGenerator,
@@ -108,6 +120,8 @@ class Posting:
         self._tweets = tweets
         self._cache = tweet_cache
         self._invalidations = invalidations
+        self._counters = counters
+        self._conversations = conversations
         self._media = media
         self._feeds = feeds
         self._ids = ids
@@ -126,12 +140,17 @@ class Posting:
         media_refs: list[tuple[int, int]],
         idempotency_key: str | None,
         load: LoadTweets,
+        in_reply_to: TweetId | None = None,
+        quote_of: TweetId | None = None,
     ) -> Tweet:
         """Validate, publish the media, store the tweet; a repeated idempotency key returns the
-        tweet it created the first time, changing nothing (and costing no rate)."""
+        tweet it created the first time, changing nothing (and costing no rate). A reply or a
+        quote must name a live tweet (NotFound otherwise, nothing written)."""
         text = tweet_text.normalize(text)
         media_ids = media_ids_of(author, media_refs)
         check_idempotency_key(idempotency_key)
+        parent = await self._live_target(in_reply_to, "inReplyTo")
+        quoted = await self._live_target(quote_of, "quoteOf")
         if idempotency_key is not None:
             earlier = await self._tweets.earlier_tweet(author, idempotency_key)
             if earlier is not None:
@@ -154,6 +173,9 @@ class Posting:
             mentions=tweet_text.mentions(text),
             hashtags=tweet_text.hashtags(text),
             media=tuple(media),
+            in_reply_to=None if parent is None else _ref(parent),
+            conversation=None if parent is None else (parent.conversation or _ref(parent)),
+            quote_of=None if quoted is None else _ref(quoted),
         )
         await self._jobs.fan_out(author, tweet.tweet_id, FanoutAction.PUSH)
         keys = {media_key(author, m): m for m in media_ids}
@@ -164,9 +186,35 @@ class Posting:
             raise MediaUnusable(author, taken, "is already attached to a tweet") from None
         if stored_id != tweet.tweet_id:
             return await self._existing(author, stored_id, load)
+        await self._link(tweet, +1)
         ref = FeedRef(tweet.tweet_id, author)
         await self._feeds.push_to_feeds(ref, [author], live_event("tweet", author, tweet.tweet_id))
         return tweet
+
+    async def _live_target(self, ref: TweetId | None, field: str) -> Tweet | None:
+        """The live tweet a reply or quote names (a retweet's original for a retweet), or
+        NotFound naming the argument."""
+        if ref is None:
+            return None
+        [target] = await self._tweets.get_many([ref])
+        if target is not None and target.retweet_of is not None:
+            [target] = await self._tweets.get_many([target.retweet_of])
+        if target is None or target.deleted:
+            raise NotFound("no such tweet", field=field)
+        return target
+
+    async def _link(self, tweet: Tweet, delta: int) -> None:
+        """List (+1) or unlist (-1) a reply under its parent and move the counts of the tweets
+        it answers and quotes: a reply's when its listing changed, a quote's always (the
+        caller calls this once per creation or deletion)."""
+        if tweet.in_reply_to is not None:
+            reply = (tweet.author_id, tweet.tweet_id)
+            conversations = self._conversations
+            change = conversations.add_reply if delta > 0 else conversations.remove_reply
+            if await change(tweet.in_reply_to, reply):
+                await self._counters.bump(*tweet.in_reply_to, Count.REPLIES, delta)
+        if tweet.quote_of is not None:
+            await self._counters.bump(*tweet.quote_of, Count.QUOTES, delta)
 
     async def _store(self, tweet: Tweet, idempotency_key: str | None, media_keys: list[str]) -> int:
         """Store the tweet; with durability on, undo it and refuse (`TryAgain`) unless enough
@@ -211,7 +259,12 @@ class Posting:
             raise NotFound("no such tweet")
         if viewer != author:
             raise NotPermitted("only the author can delete a tweet")
-        await self._tweets.tombstone(tweet)
+        if tweet.retweet_of is not None:
+            raise InvalidInput("this is a retweet: undo it with undoRetweet", field="id")
+        if await self._tweets.tombstone(tweet):
+            await self._link(tweet, -1)
+        elif tweet.in_reply_to is not None:  # a repeat: finish an unlisting cut short
+            await self._conversations.remove_reply(tweet.in_reply_to, (author, tweet_id))
         self._cache.evict((author, tweet_id))
         await self._invalidations.publish((author, tweet_id))
         await self._jobs.fan_out(author, tweet_id, FanoutAction.UNPUSH)  # reads already hide it
@@ -224,9 +277,37 @@ class Posting:
 
     async def timeline(
         self, author: int, first: int, before: int | None, load: LoadTweets
-    ) -> tuple[list[Tweet], TimelinePage]:
-        """A page of the author's tweets, newest first, and the page of ids it came from."""
+    ) -> tuple[list[tuple[int, Shown]], TimelinePage]:
+        """A page of the author's tweets (each with its id in the timeline), newest first, and
+        the page of ids it came from. A retweet shows its original, retweeted by the author
+        (not at all once either is gone): one more load for the originals when the page has
+        retweets."""
         size = page_size(first, self._max_page_size)
         page = await self._tweets.timeline_page(author, size, before)
-        found = await load([(author, t) for t in page.tweet_ids])
-        return [t for t in found if t is not None and not t.deleted], page
+        found = [t for t in await load([(author, t) for t in page.tweet_ids]) if shown(t)]
+        wanted = sorted({t.retweet_of for t in found if t is not None and t.retweet_of})
+        originals = dict(zip(wanted, await load(wanted), strict=True)) if wanted else {}
+        entries = []
+        for tweet in found:
+            assert tweet is not None
+            if tweet.retweet_of is None:
+                entries.append((tweet.tweet_id, Shown(tweet)))
+            elif shown(original := originals[tweet.retweet_of]):
+                assert original is not None
+                entries.append((tweet.tweet_id, Shown(original, retweeted_by=author)))
+        return entries, page
+
+    async def replies(
+        self, parent: TweetId, first: int, after: TweetId | None, load: LoadTweets
+    ) -> tuple[list[Tweet], bool, TweetId | None]:
+        """A page of the replies to `parent`, oldest first (as a conversation reads): the
+        live replies, whether more follow, and the cursor of the last listed."""
+        size = page_size(first, self._max_page_size)
+        page = await self._conversations.replies_page(parent, size, after)
+        found = [t for t in await load(page.replies) if t is not None and shown(t)]
+        end = page.replies[-1] if page.replies else None
+        return found, page.has_next_page, end
+
+
+def _ref(tweet: Tweet) -> TweetId:
+    return tweet.author_id, tweet.tweet_id

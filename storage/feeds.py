@@ -9,6 +9,16 @@ Keys (this module is their only writer); `{V}` is the viewer id:
                      The key lives ACTIVE_DAYS; a read refreshes that at most hourly. A feed key
                      exists exactly for active users: fan-out pushes only into existing keys, so
                      it never creates a one-item feed that would pass for a complete one.
+                     A retweet's entry is the retweet's own ref (its id, the retweeter's id);
+                     the read finds the original in the retweet's document.
+  feed_originals:{V} hash: the 16-byte member of an original tweet -> the member of the retweet
+                     entry that shows it in feed:{V}. Lets a push decide, in the script that
+                     adds the entry, that the viewer already has that original (its own entry,
+                     or another retweet of it still in the feed) and leave the feed alone:
+                     a viewer sees an original once however many followees retweet it. Same
+                     slot and TTL as the feed; an entry whose retweet left the feed (trim,
+                     clean-up) is ignored, and pruned once the hash outgrows twice the cap;
+                     a rebuild starts it afresh.
 Read here, owned elsewhere (never written by this module):
   following_ver:{V}, following_celebs:{V}, followees:{V}   storage/followee_sets.py: `page`
                      reads all three in its one script call (whether V follows each author on
@@ -17,10 +27,11 @@ Read here, owned elsewhere (never written by this module):
                      V's live channel only while V's presence key exists.
 The rebuild lock is storage/rebuild_locks.py.
 
-On a Redis Cluster (FEED_REDIS_CLUSTER) every key of one viewer shares V's slot, so each call
-about one viewer is one command or script on one node. A fan-out batch spans many viewers: it is
-grouped by the node that holds each viewer's slot and costs one script call per node, run on
-the nodes concurrently (storage/lua/push.lua); on one server it is one call.
+On a Redis Cluster (FEED_REDIS_CLUSTER) every key of one viewer (feed_originals:{V} included,
+so a push decides its retweet dedupe on the node that holds the feed) shares V's slot, so each
+call about one viewer is one command or script on one node. A fan-out batch spans many
+viewers: it is grouped by the node that holds each viewer's slot and costs one script call per
+node, run on the nodes concurrently (storage/lua/push.lua); on one server it is one call.
 """
 
 from __future__ import annotations
@@ -55,6 +66,10 @@ BATCH_ATTEMPTS = 3  # on a cluster: sends of a batch's part whose node's slots m
 
 def feed_key(viewer_id: int) -> str:
     return f"feed:{{{viewer_id}}}"
+
+
+def feed_originals_key(viewer_id: int) -> str:
+    return f"feed_originals:{{{viewer_id}}}"
 
 
 @dataclass(frozen=True, order=True)
@@ -97,6 +112,7 @@ class FeedCache:
         self._drop_if_unchanged = lua.register(client, "drop_if_unchanged")
         self._unmerge_if_unchanged = lua.register(client, "unmerge_if_unchanged")
         self._page = lua.register(client, "feed_page")
+        self._shows = lua.register(client, "feed_shows")
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -127,6 +143,20 @@ class FeedCache:
             followed=followed if followees_cached else None,
         )
 
+    async def shows_originals(
+        self, viewer_id: int, entries: list[tuple[FeedRef, FeedRef]]
+    ) -> list[bool]:
+        """For (original, entry) pairs: whether the viewer's cached feed shows that original
+        at another entry (its own, or a retweet of it that a push or rebuild kept). One script
+        call; a missing feed shows nothing."""
+        if not entries:
+            return []
+        args: list[EncodableT] = []
+        for original, entry in entries:
+            args += [original.member(), entry.member()]
+        keys = [feed_key(viewer_id), feed_originals_key(viewer_id)]
+        return [bool(flag) for flag in await self._shows(keys=keys, args=args)]
+
     async def keep_alive(self, viewer_id: int, ttl_seconds: int) -> None:
         """Extend the feed's life if a read finds it more than an hour into its TTL."""
         if 0 < ttl_seconds < self._ttl - TTL_REFRESH_SECONDS:
@@ -139,18 +169,30 @@ class FeedCache:
 
     # -- fan-out -------------------------------------------------------------------------------
 
-    async def push_to_feeds(self, ref: FeedRef, viewer_ids: list[int], event: str) -> int:
+    async def push_to_feeds(
+        self, ref: FeedRef, viewer_ids: list[int], event: str, original: FeedRef | None = None
+    ) -> int:
         """Add `ref` to the existing feeds among `viewer_ids`; publish `event` to the online ones
         that gained it. Idempotent. Returns how many feeds gained it (on a cluster, a part of
         the batch sent again after its node's slots moved counts only what the second call
-        added)."""
-        return await self._run_batch("push", ref, viewer_ids, event)
+        added). A retweet (`original`: what it retweets) goes only into feeds that show that
+        original in no other entry."""
+        return await self._run_batch("push", ref, viewer_ids, event, original)
 
-    async def unpush_from_feeds(self, ref: FeedRef, viewer_ids: list[int], event: str) -> int:
+    async def unpush_from_feeds(
+        self, ref: FeedRef, viewer_ids: list[int], event: str, original: FeedRef | None = None
+    ) -> int:
         """Remove `ref` from those feeds; publish `event` to online viewers that had it."""
-        return await self._run_batch("unpush", ref, viewer_ids, event)
+        return await self._run_batch("unpush", ref, viewer_ids, event, original)
 
-    async def _run_batch(self, script: str, ref: FeedRef, viewer_ids: list[int], event: str) -> int:
+    async def _run_batch(
+        self,
+        script: str,
+        ref: FeedRef,
+        viewer_ids: list[int],
+        event: str,
+        original: FeedRef | None,
+    ) -> int:
         if not viewer_ids:
             return 0
         head: list[EncodableT] = [
@@ -160,6 +202,7 @@ class FeedCache:
             ref.member(),
             event,
             self._publish,
+            b"" if original is None else original.member(),
         ]
         if not isinstance(self.client, RedisCluster):
             keys, args = _batch_layout(head, viewer_ids)
@@ -230,27 +273,46 @@ class FeedCache:
     # -- rebuilding ----------------------------------------------------------------------------
 
     async def begin_rebuild(self, viewer_id: int) -> None:
-        """Make the key exist (BUILDING), so pushes made while we gather are not lost. The
-        caller holds the viewer's rebuild lock (storage/rebuild_locks.py)."""
+        """Make the key exist (BUILDING), so pushes made while we gather are not lost, with an
+        empty retweet index. The caller holds the viewer's rebuild lock
+        (storage/rebuild_locks.py)."""
         async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(feed_originals_key(viewer_id))
             pipe.zadd(feed_key(viewer_id), {BUILDING: 0})
             pipe.expire(feed_key(viewer_id), self._ttl)
             await pipe.execute()
 
-    async def finish_rebuild(self, viewer_id: int, refs: list[FeedRef]) -> None:
-        """Add the gathered refs, trim, and mark the feed COMPLETE."""
-        await self._merge_refs(viewer_id, refs, finish=True)
+    async def finish_rebuild(
+        self,
+        viewer_id: int,
+        refs: list[FeedRef],
+        originals: dict[FeedRef, FeedRef] | None = None,
+    ) -> None:
+        """Add the gathered refs, trim, and mark the feed COMPLETE. `originals` maps the
+        retweet entries among `refs` to the originals they show (for the retweet index)."""
+        await self._merge_refs(viewer_id, refs, finish=True, originals=originals)
 
-    async def _merge_refs(self, viewer_id: int, refs: list[FeedRef], *, finish: bool) -> bool:
+    async def _merge_refs(
+        self,
+        viewer_id: int,
+        refs: list[FeedRef],
+        *,
+        finish: bool,
+        originals: dict[FeedRef, FeedRef] | None = None,
+    ) -> bool:
         args: list[EncodableT] = [
             COMPLETE,
             BUILDING,
             self.feed_max,
             self._ttl,
             "1" if finish else "0",
+            len(refs),
         ]
         args += [r.member() for r in refs]
-        return bool(await self._merge(keys=[feed_key(viewer_id)], args=args))
+        for entry, original in (originals or {}).items():
+            args += [original.member(), entry.member()]
+        keys = [feed_key(viewer_id), feed_originals_key(viewer_id)]
+        return bool(await self._merge(keys=keys, args=args))
 
     async def create_empty(self, viewer_ids: list[int]) -> None:
         """Give each viewer a complete, empty feed, pipelined (seeding: makes them active)."""
@@ -269,6 +331,7 @@ def _batch_layout(
     args = [*head, len(viewer_ids), *feeds]
     args += [presence_key(v) for v in viewer_ids]
     args += [live_channel(v) for v in viewer_ids]
+    args += [feed_originals_key(v) for v in viewer_ids]
     return feeds[:1], args
 
 

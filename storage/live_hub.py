@@ -45,6 +45,7 @@ class LiveEvent:
     kind: str  # "tweet" or "deleted"
     author_id: int
     tweet_id: int
+    original: tuple[int, int] | None = None  # a retweet's original (author id, tweet id)
 
 
 class TooManyConnections(Exception):
@@ -186,7 +187,13 @@ class LiveHub:
             return
         viewer_id = viewer_of_channel(channel)
         payload = json.loads(data)
-        event = LiveEvent(payload["kind"], payload["author_id"], payload["tweet_id"])
+        original = payload.get("original")
+        event = LiveEvent(
+            payload["kind"],
+            payload["author_id"],
+            payload["tweet_id"],
+            None if original is None else (int(original[0]), int(original[1])),
+        )
         for subscription in self._subscriptions.get(viewer_id, ()):
             subscription.offer(event)
 

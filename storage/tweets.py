@@ -8,6 +8,12 @@ author sits in one slot, on one node of a cluster, and every multi-key step belo
                         big-endian ids with score 0, ordered by ZRANGE BYLEX: a score is a double
                         with 53 bits, and 64-bit ids that differ in their low bits would tie.
   idem:{A}:<sha256>     tweet id created under a client's idempotency key (expires).
+A document may name other tweets as (author id, tweet id) refs: `in_reply_to` (the parent),
+`conversation` (the root of the thread; None on a root), `quote_of` and `retweet_of` (a retweet
+is a tweet of the retweeter's, without text, naming the original). Documents written before
+these fields existed load with them None. The engagement keys that go with them (replies lists,
+retweet records, counts) are storage/conversations.py, storage/retweets.py and
+storage/tweet_counts.py.
 Media records (`media:{A}:<id>`, owned by storage/media.py) are marked attached by the same
 script that stores the tweet (storage/lua/tweet_create.lua), so a media item can never be
 attached twice.
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import cast
 
 import redis.exceptions
@@ -52,6 +58,13 @@ class MediaItem:
     duration_ms: int | None = None  # a video's length
 
 
+TweetId = tuple[int, int]  # (author id, tweet id): where a tweet lives and which it is
+
+
+def _ref(raw: list[int] | None) -> TweetId | None:
+    return None if raw is None else (int(raw[0]), int(raw[1]))
+
+
 @dataclass(frozen=True)
 class Tweet:
     tweet_id: int
@@ -62,6 +75,10 @@ class Tweet:
     hashtags: tuple[str, ...] = ()
     media: tuple[MediaItem, ...] = ()
     deleted: bool = False
+    in_reply_to: TweetId | None = None
+    conversation: TweetId | None = None
+    quote_of: TweetId | None = None
+    retweet_of: TweetId | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
@@ -78,13 +95,16 @@ class Tweet:
             hashtags=tuple(data["hashtags"]),
             media=tuple(MediaItem(**item) for item in data["media"]),
             deleted=data["deleted"],
+            in_reply_to=_ref(data.get("in_reply_to")),
+            conversation=_ref(data.get("conversation")),
+            quote_of=_ref(data.get("quote_of")),
+            retweet_of=_ref(data.get("retweet_of")),
         )
 
     def tombstone(self) -> Tweet:
-        """What stays of a deleted tweet: no text; the media refs, for their clean-up job."""
-        return Tweet(
-            self.tweet_id, self.author_id, "", self.created_at_ms, media=self.media, deleted=True
-        )
+        """What stays of a deleted tweet: no text; the media refs, for their clean-up job; the
+        refs to other tweets, so a deletion's clean-up knows what it answered or retweeted."""
+        return replace(self, text="", mentions=(), hashtags=(), deleted=True)
 
 
 @dataclass(frozen=True)

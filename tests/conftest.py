@@ -35,6 +35,9 @@ from graph.falkordb_store import FalkorDBGraph
 from graph.neo4j_store import Neo4jGraph
 from graph.port import SocialGraph
 from settings import Settings
+from storage.feeds import FeedCache, open_feed_cache
+from storage.redis_clients import DocumentsRedis, open_redis
+from storage.tweet_counts import TweetCounters
 from tests.replicas import Node, start_node
 from tests.servers import run_worker, serve_api, wait_until
 
@@ -119,6 +122,7 @@ def cheap_settings(**overrides: object) -> Settings:
         argon2_parallelism=1,
         # Tests that are not about rate limits make many requests from one IP and user.
         rate_tweets=UNLIMITED,
+        rate_retweets=UNLIMITED,
         rate_follows=UNLIMITED,
         rate_logins=UNLIMITED,
         rate_logins_per_account_ip=UNLIMITED,
@@ -160,6 +164,28 @@ async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
 def worker(settings: Settings, tmp_path: Path) -> Iterator[ManagedProcess]:
     with run_worker(settings, tmp_path / "worker.log") as process:
         yield process
+
+
+@pytest.fixture
+async def feeds(settings: Settings) -> AsyncIterator[FeedCache]:
+    """The feed cache the app of `settings` uses, to look inside it."""
+    cache = open_feed_cache(settings)
+    yield cache
+    await cache.client.aclose()
+
+
+@pytest.fixture
+async def app_documents(settings: Settings) -> AsyncIterator[DocumentsRedis]:
+    """A client of the documents role the app of `settings` uses."""
+    client = open_redis(settings.documents_redis_url, timeout_seconds=5)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def counters(app_documents: DocumentsRedis) -> TweetCounters:
+    """The engagement counts of the app's tweets (storage/tweet_counts.py)."""
+    return TweetCounters(app_documents)
 
 
 def _graph_engines() -> list[str]:

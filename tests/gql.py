@@ -3,6 +3,8 @@ expects exactly one error and returns its code."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -141,3 +143,61 @@ async def read_feed(client: httpx.AsyncClient, token: str, first: int = 100) -> 
     """Every text in the viewer's feed, newest first, paging with `first` until the end."""
     nodes = await all_pages(client, FEED, {"first": first}, lambda d: d["feed"], token)
     return [node["text"] for node in nodes]
+
+
+# Conversations, quotes and retweets (issue 12).
+
+SETTLE_SECONDS = 10.0
+
+REPLY = """
+mutation($text: String!, $parent: ID, $quoted: ID) {
+  createTweet(text: $text, inReplyTo: $parent, quoteOf: $quoted) { id text }
+}
+"""
+
+RETWEET = "mutation($id: ID!) { retweet(tweetId: $id) { id text author { username } } }"
+UNDO_RETWEET = "mutation($id: ID!) { undoRetweet(tweetId: $id) }"
+
+FEED_ENTRIES = """
+query($first: Int!, $after: String) {
+  feed(first: $first, after: $after) {
+    edges { cursor retweetedBy { username } node { id text author { username } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+async def reply(
+    client: httpx.AsyncClient,
+    token: str,
+    text: str,
+    parent: str | None = None,
+    quoted: str | None = None,
+) -> dict:
+    """Post a reply to `parent` and/or a quote of `quoted` (global ids)."""
+    variables = {"text": text, "parent": parent, "quoted": quoted}
+    return (await gql(client, REPLY, variables, token=token))["createTweet"]
+
+
+async def feed_entries(client: httpx.AsyncClient, token: str) -> list[tuple[str, str | None]]:
+    """Every entry of the viewer's feed, newest first, as (text, retweeter or None)."""
+    entries: list[tuple[str, str | None]] = []
+    after = None
+    while True:
+        page = (await gql(client, FEED_ENTRIES, {"first": 7, "after": after}, token=token))["feed"]
+        for edge in page["edges"]:
+            by = edge["retweetedBy"]
+            entries.append((edge["node"]["text"], None if by is None else by["username"]))
+        if not page["pageInfo"]["hasNextPage"]:
+            return entries
+        after = page["pageInfo"]["endCursor"]
+
+
+async def feed_settles(client: httpx.AsyncClient, token: str, wanted: list) -> None:
+    """Wait until `feed_entries` is `wanted` (what a celebrity posts reaches reads within the
+    celebrity cache's refresh): poll for up to SETTLE_SECONDS, failing with the last answer."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (found := await feed_entries(client, token)) != wanted:
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)

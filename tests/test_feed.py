@@ -14,7 +14,7 @@ from devstack.servers import ManagedProcess
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from social.fanout import FanOut, FollowStateMoved
-from storage.feeds import FeedCache, FeedRef, feed_key, open_feed_cache
+from storage.feeds import FeedCache, FeedRef, feed_key
 from storage.presence import Presence, live_channel
 from tests.gql import (
     DELETE_TWEET,
@@ -33,13 +33,6 @@ from tests.servers import queues_idle, run_worker, serve_api, wait_until
 from wiring import fan_out_jobs, open_jobs, open_stores
 
 FEED_QUEUES = ("fanout", "feeds")
-
-
-@pytest.fixture
-async def feeds(settings: Settings) -> AsyncIterator[FeedCache]:
-    cache = open_feed_cache(settings)
-    yield cache
-    await cache.client.aclose()
 
 
 @pytest.fixture

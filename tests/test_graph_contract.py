@@ -182,6 +182,7 @@ async def test_ids_above_two_to_the_53_stay_distinct(graph_engine: SocialGraph) 
         BIG + 1: FollowCounts(followers=1, following=0),
     }
     assert await graph_engine.following_among(BIG, [BIG + 1]) == {BIG + 1}
+    assert await graph_engine.followers_among(BIG + 1, [BIG, BIG + 2]) == {BIG}
     assert await graph_engine.follower_ids_page(BIG + 1, None, 5) == [BIG]
 
 
@@ -201,6 +202,9 @@ async def test_follow_counts_and_idempotence(graph_engine: SocialGraph) -> None:
         [FollowEdge(user_id=BOB, followed_at_ms=1)], has_next_page=False
     )
     assert await graph_engine.following_among(ALICE, [BOB, CAROL]) == {BOB}
+    assert await graph_engine.followers_among(BOB, [ALICE, CAROL, NOBODY, ALICE]) == {ALICE}
+    assert await graph_engine.followers_among(NOBODY, [ALICE]) == set()
+    assert await graph_engine.followers_among(BOB, []) == set()
     assert await graph_engine.unfollow(ALICE, BOB) is True
     assert await graph_engine.unfollow(ALICE, BOB) is False
     assert await graph_engine.counts([ALICE, BOB]) == {

@@ -17,7 +17,7 @@ from settings import Settings
 from storage.accounts import AccountStore, Profile
 from storage.redis_clients import open_redis
 from storage.tweets import Tweet, TweetStore
-from tests.gql import FEED, FOLLOW, gql, sign_up, tweet
+from tests.gql import FEED, FEED_ENTRIES, FOLLOW, RETWEET, gql, sign_up, tweet
 
 START, END = "round-trips-start", "round-trips-end"
 
@@ -109,15 +109,46 @@ async def test_a_feed_page_on_a_cache_hit_costs_two_round_trips(
         for k in range(5):
             await tweet(client, token, f"{n}.{k}")
         await gql(client, FOLLOW, {"id": author_id}, token=viewer)
-    first = await gql(client, FEED, {"first": 20}, token=viewer)  # builds the feed
-    log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
-    log.mark(START)
-    again = await gql(client, FEED, {"first": 20}, token=viewer)
-    log.mark(END)
-    await asyncio.to_thread(log.close)
-    assert again == first and len(again["feed"]["edges"]) == 20
+    again, commands = await read_twice(client, settings, FEED, viewer)
+    assert len(again["feed"]["edges"]) == 20
     authors = {e["node"]["author"]["username"] for e in again["feed"]["edges"]}
     assert authors == {f"author{n}" for n in range(1, 5)}  # the 20 newest of 25
     # The feed script (page, follow flags, state), then one MGET: documents, authors, token.
-    app_commands = [line.split()[0].upper() for line in log.lines if "idgen:worker:" not in line]
-    assert app_commands == ["EVALSHA", "MGET"], log.lines
+    assert commands == ["EVALSHA", "MGET"], commands
+
+
+async def read_twice(
+    client: httpx.AsyncClient, settings: Settings, query: str, viewer: str
+) -> tuple[dict, list[str]]:
+    """Read a feed page (building the feed), then again: the second answer (the same as the
+    first) and the commands it sent to the documents Redis."""
+    first = await gql(client, query, {"first": 20}, token=viewer)
+    log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
+    log.mark(START)
+    again = await gql(client, query, {"first": 20}, token=viewer)
+    log.mark(END)
+    await asyncio.to_thread(log.close)
+    assert again == first
+    return again, [line.split()[0].upper() for line in log.lines if "idgen:worker:" not in line]
+
+
+async def test_a_feed_page_with_retweets_costs_one_more_round_trip(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    viewer, _ = await sign_up(client, "reader")
+    originals = []
+    for n in range(5):
+        token, _ = await sign_up(client, f"stranger{n}")  # not followed: seen through retweets
+        originals.append((await tweet(client, token, f"original {n}"))["id"])
+    for n in range(4):
+        token, author_id = await sign_up(client, f"author{n}")
+        await tweet(client, token, f"own {n}")
+        await gql(client, RETWEET, {"id": originals[n]}, token=token)
+        await gql(client, FOLLOW, {"id": author_id}, token=viewer)
+    again, commands = await read_twice(client, settings, FEED_ENTRIES, viewer)
+    assert len(again["feed"]["edges"]) == 8
+    retweeted = [e["node"]["text"] for e in again["feed"]["edges"] if e["retweetedBy"]]
+    assert sorted(retweeted) == [f"original {n}" for n in range(4)]
+    # The feed script, the MGET of the page (retweets, authors, token), then one MGET of the
+    # originals with their authors, whatever the number of retweets.
+    assert commands == ["EVALSHA", "MGET", "MGET"], commands

@@ -35,16 +35,16 @@ subscription($after: String) {
 
 @asynccontextmanager
 async def subscribed(
-    api_url: str, token: str | None, after: str | None = None
+    api_url: str, token: str | None, after: str | None = None, query: str = SUBSCRIBE
 ) -> AsyncIterator[ClientConnection]:
-    """A socket with feedUpdates subscribed as operation "1"."""
+    """A socket with feedUpdates (`query`) subscribed as operation "1"."""
     url = api_url.replace("http://", "ws://") + "/graphql"
     async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:
         payload = {"Authorization": f"Bearer {token}"} if token else {}
         await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
         ack = json.loads(await asyncio.wait_for(socket.recv(), 10))
         assert ack["type"] == "connection_ack"
-        message = {"query": SUBSCRIBE, "variables": {"after": after}}
+        message = {"query": query, "variables": {"after": after}}
         await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": message}))
         yield socket
 

@@ -144,3 +144,18 @@ def _has(node: redis.Redis, key: str) -> bool:
         return bool(node.exists(key))
     except redis.exceptions.ResponseError:
         return False
+
+
+def test_documents_without_the_engagement_fields_still_load() -> None:
+    """Documents stored before replies, quotes and retweets load with those fields unset; new
+    ones keep them through a round trip and through their tombstone."""
+    legacy = (
+        b'{"tweet_id":7,"author_id":3,"text":"old","created_at_ms":1,"mentions":[],'
+        b'"hashtags":[],"media":[],"deleted":false}'
+    )
+    old = Tweet.from_json(legacy)
+    assert (old.in_reply_to, old.conversation, old.quote_of, old.retweet_of) == (None,) * 4
+    reply = Tweet(8, 4, "re", 2, in_reply_to=(3, 7), conversation=(3, 7), quote_of=(3, 7))
+    assert Tweet.from_json(reply.to_json().encode()) == reply
+    gone = Tweet.from_json(reply.tombstone().to_json().encode())
+    assert gone.deleted and gone.text == "" and gone.in_reply_to == (3, 7)

@@ -27,8 +27,8 @@ def test_own_and_followed_authors_only() -> None:
 
 def test_missing_and_deleted_documents_are_not_shown() -> None:
     kept, deleted, missing = FeedRef(3, FOLLOWED), FeedRef(2, FOLLOWED), FeedRef(1, VIEWER)
-    shown = visibility.visible(
-        [kept, deleted, missing], [doc(kept), doc(deleted, deleted=True), None]
+    shown = visibility.decide(
+        VIEWER, [kept, deleted, missing], [doc(kept), doc(deleted, deleted=True), None], {}, []
     )
     assert list(shown) == [kept]
     assert not visibility.shown(None)
@@ -43,7 +43,7 @@ def test_between_bounds_celebrity_refs_by_cursor_and_floor() -> None:
 
 def test_a_page_fills_newest_first_and_remembers_what_it_skipped() -> None:
     candidates = [FeedRef(t, FOLLOWED) for t in (9, 8, 7, 6, 5)]
-    visible = {ref: doc(ref) for ref in candidates if ref.tweet_id != 8}
+    visible = {ref: visibility.Shown(doc(ref)) for ref in candidates if ref.tweet_id != 8}
     fill = visibility.PageFill(want=2, cursor=None, shown=[], hidden=[])
     unread = fill.take(candidates, visible)
     assert [ref.tweet_id for ref, _ in fill.shown] == [9, 7]
@@ -57,7 +57,7 @@ def test_a_page_takes_more_rounds_until_full() -> None:
     first = [FeedRef(t, STRANGER) for t in (9, 8)]  # all hidden
     assert fill.take(first, {}) == 0 and not fill.full
     second = [FeedRef(t, FOLLOWED) for t in (7, 6, 5, 4)]
-    fill.take(second, {ref: doc(ref) for ref in second})
+    fill.take(second, {ref: visibility.Shown(doc(ref)) for ref in second})
     assert [ref.tweet_id for ref, _ in fill.shown] == [7, 6, 5]
     assert fill.hidden == first
 
@@ -103,3 +103,86 @@ async def test_follow_state_is_learnt_from_pages_and_asked_once_for_the_rest() -
     assert asked == [[4, 5]]
     view.learn(replace(page, followed=None))  # the followee set was gone: nothing learnt
     assert await view.check([6]) == {6} and asked[-1] == [6]
+
+
+# Conversations and retweets.
+
+REPLIER, PARENT = 4, 5
+
+
+def reply_to(ref: FeedRef, parent_author: int) -> Tweet:
+    return replace(doc(ref), in_reply_to=(parent_author, 1))
+
+
+def retweet_of(ref: FeedRef, original: FeedRef) -> Tweet:
+    return replace(doc(ref), text="", retweet_of=(original.author_id, original.tweet_id))
+
+
+def test_a_reply_shows_to_those_who_follow_both_or_are_one_of_them() -> None:
+    answer = reply_to(FeedRef(9, REPLIER), PARENT)
+    assert visibility.reply_allowed(VIEWER, answer, followed={PARENT})
+    assert not visibility.reply_allowed(VIEWER, answer, followed=set())
+    assert visibility.reply_allowed(PARENT, answer, followed=set())  # the one replied to
+    assert visibility.reply_allowed(REPLIER, answer, followed=set())  # the replier
+    own_thread = reply_to(FeedRef(9, REPLIER), REPLIER)
+    assert visibility.reply_allowed(VIEWER, own_thread, followed=set())
+    assert visibility.reply_allowed(VIEWER, doc(FeedRef(9, REPLIER)), followed=set())
+    followers = [VIEWER, PARENT, STRANGER]
+    assert visibility.reply_audience(answer, followers, {VIEWER}) == [VIEWER, PARENT]
+    assert visibility.reply_audience(own_thread, followers, set()) == followers
+    assert visibility.parent_authors(VIEWER, [answer, own_thread, None]) == [REPLIER, PARENT]
+
+
+def test_a_retweet_shows_its_original_once_at_the_earliest_entry() -> None:
+    original = FeedRef(10, STRANGER)
+    first, second = FeedRef(20, FOLLOWED), FeedRef(30, REPLIER)
+    documents = [retweet_of(second, original), retweet_of(first, original)]
+    shown = visibility.decide(
+        VIEWER, [second, first], documents, {(STRANGER, 10): doc(original)}, []
+    )
+    assert list(shown) == [first]
+    assert shown[first].tweet.tweet_id == 10 and shown[first].retweeted_by == FOLLOWED
+    # The original's own entry is the earliest of all.
+    shown = visibility.decide(
+        VIEWER,
+        [second, original],
+        [documents[0], doc(original)],
+        {(STRANGER, 10): doc(original)},
+        [],
+    )
+    assert list(shown) == [original] and shown[original].retweeted_by is None
+    # An original gone (or missing) hides every retweet of it.
+    gone = {(STRANGER, 10): doc(original, deleted=True)}
+    assert visibility.decide(VIEWER, [second, first], documents, gone, []) == {}
+    assert visibility.decide(VIEWER, [second, first], documents, {}, []) == {}
+
+
+def test_a_rebuilt_feed_keeps_each_original_once_and_the_reply_rule() -> None:
+    original = FeedRef(10, FOLLOWED)
+    refs = [FeedRef(40, REPLIER), FeedRef(30, FOLLOWED), FeedRef(20, REPLIER), original]
+    documents = [
+        reply_to(refs[0], PARENT),
+        retweet_of(refs[1], FeedRef(5, STRANGER)),
+        retweet_of(refs[2], FeedRef(5, STRANGER)),
+        doc(original),
+    ]
+    kept, originals = visibility.rebuilt_feed(VIEWER, refs, documents, followed={FOLLOWED})
+    assert kept == [refs[2], original]  # the reply fails the rule; the older retweet wins
+    assert originals == {refs[2]: FeedRef(5, STRANGER)}
+    kept, _ = visibility.rebuilt_feed(VIEWER, refs, documents, followed={FOLLOWED, PARENT})
+    assert kept == [refs[0], refs[2], original]
+
+
+def test_a_page_shows_an_original_once_across_rounds() -> None:
+    original = doc(FeedRef(10, STRANGER))
+    fill = visibility.PageFill(want=3, cursor=None, shown=[], hidden=[])
+    first = [FeedRef(30, FOLLOWED)]
+    fill.take(first, {first[0]: visibility.Shown(original, retweeted_by=FOLLOWED)})
+    later = [FeedRef(20, REPLIER), FeedRef(15, FOLLOWED)]
+    shown = {
+        later[0]: visibility.Shown(original, retweeted_by=REPLIER),
+        later[1]: visibility.Shown(doc(later[1])),
+    }
+    fill.take(later, shown)
+    assert [ref for ref, _ in fill.shown] == [first[0], later[1]]
+    assert fill.hidden == []  # skipped, not reclaimed: the feed keeps the entry

@@ -1,0 +1,280 @@
+"""Retweets end to end (the real app, a real worker, Redis and FalkorDB): an original shows once
+in a feed however many followees retweet it, on the push path, the rebuild path and the Redis
+Cluster topology; undo and delete reach feeds and live viewers; repeats and races make one
+retweet; hostile input changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import httpx
+
+from devstack.servers import ManagedProcess
+from resolvers.ids import parse_tweet_global_id, parse_user_global_id, tweet_global_id
+from settings import Settings
+from storage.feeds import FeedCache, feed_key, feed_originals_key, open_feed_cache
+from storage.redis_clients import DocumentsRedis
+from storage.tweet_counts import TweetCounters, TweetCounts, retweets_key
+from tests.conftest import RedisServer
+from tests.gql import (
+    DELETE_TWEET,
+    FOLLOW,
+    RETWEET,
+    TIMELINE,
+    UNDO_RETWEET,
+    feed_entries,
+    feed_settles,
+    gql,
+    gql_error,
+    tweet,
+)
+from tests.servers import run_worker, serve_api
+from tests.test_feed import idle, users
+from tests.test_feed_cluster import cluster_settings, holders  # noqa: F401 (a fixture)
+from tests.test_subscriptions import SUBSCRIBE, next_update, subscribed, wait_subscribed
+
+LIVE = SUBSCRIBE.replace(
+    "... on FeedTweet { cursor tweet { id text author { username } } }",
+    "... on FeedTweet { cursor retweetedBy { username } tweet { id text } }",
+).replace(
+    "... on TweetDeleted { tweetId }", "... on TweetDeleted { tweetId retweetedBy { username } }"
+)
+
+
+async def follow(client: httpx.AsyncClient, u: dict, follower: str, *followees: str) -> None:
+    for followee in followees:
+        await gql(client, FOLLOW, {"id": u[followee][1]}, token=u[follower][0])
+
+
+def uid(u: dict, name: str) -> int:
+    return parse_user_global_id(u[name][1])
+
+
+async def retweet_count(counters: TweetCounters, tweet_id: str) -> int:
+    [counts] = await counters.read([parse_tweet_global_id(tweet_id)])
+    return counts.retweets
+
+
+async def test_an_original_shows_once_however_many_followees_retweet_it(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    feeds: FeedCache,
+    counters: TweetCounters,
+    worker: ManagedProcess,
+) -> None:
+    u = await users(client, "ann", "fay", "bob", "cat", "dan", "eve")
+    await follow(client, u, "ann", "bob", "cat", "dan")  # not eve: sees eve through retweets
+    await follow(client, u, "fay", "bob", "cat", "eve")  # has eve's tweet itself
+    for viewer in ("ann", "fay"):
+        assert await feed_entries(client, u[viewer][0]) == []  # cached, so pushes land
+    original = await tweet(client, u["eve"][0], "worth sharing")
+    await idle(settings)
+    for retweeter in ("bob", "cat", "dan"):
+        shared = await gql(client, RETWEET, {"id": original["id"]}, token=u[retweeter][0])
+        assert shared["retweet"]["id"] == original["id"]  # the original comes back
+        await idle(settings)
+    assert await feed_entries(client, u["ann"][0]) == [("worth sharing", "bob")]
+    assert await feed_entries(client, u["fay"][0]) == [("worth sharing", None)]
+    assert len(await feeds.members(uid(u, "ann"))) == 1  # the push kept the cache that way
+    assert len(await feeds.members(uid(u, "fay"))) == 1
+    assert await retweet_count(counters, original["id"]) == 3
+    # The rebuild path (a feed evicted) applies the same rule: the earliest entry wins.
+    for viewer in ("ann", "fay"):
+        await feeds.client.delete(feed_key(uid(u, viewer)), feed_originals_key(uid(u, viewer)))
+    assert await feed_entries(client, u["ann"][0]) == [("worth sharing", "bob")]
+    assert await feed_entries(client, u["fay"][0]) == [("worth sharing", None)]
+    # The retweeter's own timeline and feed show it as retweeted by them.
+    page = await gql(client, TIMELINE, {"u": "cat", "first": 5}, token=u["ann"][0])
+    assert [e["node"]["id"] for e in page["user"]["tweets"]["edges"]] == [original["id"]]
+    assert await feed_entries(client, u["cat"][0]) == [("worth sharing", "cat")]
+
+
+async def test_a_repeated_or_concurrent_retweet_makes_one(
+    client: httpx.AsyncClient,
+    app_documents: DocumentsRedis,
+    counters: TweetCounters,
+    worker: ManagedProcess,
+    settings: Settings,
+) -> None:
+    u = await users(client, "bob", "eve")
+    original = await tweet(client, u["eve"][0], "popular")
+    answers = await asyncio.gather(
+        *(gql(client, RETWEET, {"id": original["id"]}, token=u["bob"][0]) for _ in range(8))
+    )
+    assert {a["retweet"]["id"] for a in answers} == {original["id"]}
+    assert await retweet_count(counters, original["id"]) == 1
+    [raw_retweet_id] = (await app_documents.hgetall(retweets_key(uid(u, "bob")))).values()
+    # Retweeting the retweet retweets its original: nothing new.
+    retweet_id = tweet_global_id(uid(u, "bob"), int(raw_retweet_id))
+    code, _ = await gql_error(client, DELETE_TWEET, {"id": retweet_id}, token=u["bob"][0])
+    assert code == "BAD_USER_INPUT"  # a retweet is undone with undoRetweet
+    again = await gql(client, RETWEET, {"id": retweet_id}, token=u["bob"][0])
+    assert again["retweet"]["id"] == original["id"]
+    own = await gql(client, RETWEET, {"id": original["id"]}, token=u["eve"][0])  # allowed
+    assert own["retweet"]["id"] == original["id"]
+    assert await retweet_count(counters, original["id"]) == 2
+    # Undo: once, whatever the repeats.
+    undone = await asyncio.gather(
+        *(gql(client, UNDO_RETWEET, {"id": original["id"]}, token=u["bob"][0]) for _ in range(4))
+    )
+    assert {a["undoRetweet"] for a in undone} == {original["id"]}
+    assert await retweet_count(counters, original["id"]) == 1
+    assert await app_documents.hlen(retweets_key(uid(u, "bob"))) == 0
+    await idle(settings)
+    page = await gql(client, TIMELINE, {"u": "bob", "first": 5})
+    assert page["user"]["tweets"]["edges"] == []
+
+
+async def test_hostile_retweets_are_refused_and_change_nothing(
+    client: httpx.AsyncClient,
+    app_documents: DocumentsRedis,
+    counters: TweetCounters,
+    worker: ManagedProcess,
+) -> None:
+    u = await users(client, "bob", "eve")
+    bob = u["bob"][0]
+    gone = await tweet(client, u["eve"][0], "soon gone")
+    await gql(client, DELETE_TWEET, {"id": gone["id"]}, token=u["eve"][0])
+    unknown = tweet_global_id(uid(u, "eve"), 12345)
+    for operation, variables, token, expected in [
+        (RETWEET, {"id": gone["id"]}, bob, "NOT_FOUND"),
+        (RETWEET, {"id": unknown}, bob, "NOT_FOUND"),
+        (RETWEET, {"id": "bad"}, bob, "BAD_USER_INPUT"),
+        (RETWEET, {"id": u["eve"][1]}, bob, "BAD_USER_INPUT"),  # a user's id, not a tweet's
+        (RETWEET, {"id": gone["id"]}, None, "UNAUTHENTICATED"),
+        (UNDO_RETWEET, {"id": unknown}, bob, "NOT_FOUND"),
+    ]:
+        code, _ = await gql_error(client, operation, variables, token=token)
+        assert code == expected, (operation, variables)
+    assert await retweet_count(counters, gone["id"]) == 0
+    assert await app_documents.exists(retweets_key(uid(u, "bob"))) == 0
+    # Undoing what was never retweeted (someone else's tweet) changes nothing.
+    other = await tweet(client, u["eve"][0], "not retweeted")
+    answer = await gql(client, UNDO_RETWEET, {"id": other["id"]}, token=bob)
+    assert answer["undoRetweet"] == other["id"]
+    assert await counters.read([parse_tweet_global_id(other["id"])]) == [TweetCounts()]
+
+
+async def test_retweets_count_against_their_rate_limit(settings: Settings, tmp_path) -> None:
+    tight = replace(settings, rate_retweets="2/60")
+    with serve_api(tight) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            u = await users(client, "bob", "eve")
+            posted = [await tweet(client, u["eve"][0], f"t{i}") for i in range(3)]
+            for item in posted[:2]:
+                await gql(client, RETWEET, {"id": item["id"]}, token=u["bob"][0])
+            # A repeat is free; a new one is over the limit.
+            await gql(client, RETWEET, {"id": posted[0]["id"]}, token=u["bob"][0])
+            code, _ = await gql_error(client, RETWEET, {"id": posted[2]["id"]}, token=u["bob"][0])
+            assert code == "RATE_LIMITED"
+
+
+async def test_undo_and_delete_reach_feeds_and_live_viewers(
+    client: httpx.AsyncClient,
+    api_url: str,
+    settings: Settings,
+    feeds: FeedCache,
+    counters: TweetCounters,
+    worker: ManagedProcess,
+) -> None:
+    u = await users(client, "ann", "bob", "eve")
+    await follow(client, u, "ann", "bob")
+    original = await tweet(client, u["eve"][0], "to be shared")
+    async with subscribed(api_url, u["ann"][0], query=LIVE) as socket:
+        await wait_subscribed(settings, u["ann"][1])
+        await gql(client, RETWEET, {"id": original["id"]}, token=u["bob"][0])
+        update = await next_update(socket)
+        assert update["__typename"] == "FeedTweet"
+        assert update["tweet"] == {"id": original["id"], "text": "to be shared"}
+        assert update["retweetedBy"] == {"username": "bob"}
+        await gql(client, UNDO_RETWEET, {"id": original["id"]}, token=u["bob"][0])
+        update = await next_update(socket)
+        assert update == {
+            "__typename": "TweetDeleted",
+            "tweetId": original["id"],
+            "retweetedBy": {"username": "bob"},
+        }
+        await idle(settings)
+        assert await feed_entries(client, u["ann"][0]) == []
+        assert await feeds.members(uid(u, "ann")) == []
+        assert await retweet_count(counters, original["id"]) == 0
+        # Retweeted again, then the original is deleted: its retweets go everywhere.
+        await gql(client, RETWEET, {"id": original["id"]}, token=u["bob"][0])
+        assert (await next_update(socket))["retweetedBy"] == {"username": "bob"}
+        await gql(client, DELETE_TWEET, {"id": original["id"]}, token=u["eve"][0])
+        update = await next_update(socket)
+        assert update["__typename"] == "TweetDeleted"
+        assert update["tweetId"] == original["id"]
+    await idle(settings)
+    assert await feeds.members(uid(u, "ann")) == []  # the cache is cleaned, not just hidden
+    assert await feeds.members(uid(u, "bob")) == []
+    assert await feed_entries(client, u["ann"][0]) == []
+    page = await gql(client, TIMELINE, {"u": "bob", "first": 5})
+    assert page["user"]["tweets"]["edges"] == []
+
+
+async def test_celebrity_retweets_are_merged_at_read_time_once(
+    settings: Settings, tmp_path
+) -> None:
+    low = replace(settings, celebrity_followers=2, celebrity_refresh_seconds=0.2)
+    with serve_api(low) as url, run_worker(low, tmp_path / "worker.log"):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            u = await users(client, "star", "ann", "fan2", "fan3", "bob", "eve", "gus")
+            for fan in ("ann", "fan2", "fan3"):
+                await follow(client, u, fan, "star")
+            await follow(client, u, "ann", "bob")
+            await follow(client, u, "fan3", "eve", "gus")
+            await tweet(client, u["star"][0], "flips the flag")  # 3 followers > 2
+            assert len(await feed_entries(client, u["fan3"][0])) == 1
+            original = await tweet(client, u["eve"][0], "shared by many")
+            await idle(low)
+            assert len(await feed_entries(client, u["ann"][0])) == 1
+            # fan3 has the original deep in the feed, beyond the first read's window.
+            newer = [f"gus {i}" for i in range(20)]
+            for text in newer:
+                await tweet(client, u["gus"][0], text)
+            await gql(client, RETWEET, {"id": original["id"]}, token=u["bob"][0])
+            await gql(client, RETWEET, {"id": original["id"]}, token=u["star"][0])
+            await idle(low)
+            # The star's retweet reaches a read once this process's celebrity cache has it
+            # (refreshed every CELEBRITY_REFRESH_SECONDS): poll with a deadline.
+            wanted = [("shared by many", "star"), ("flips the flag", None)]
+            await feed_settles(client, u["fan2"][0], wanted)
+            entries = await feed_entries(client, u["ann"][0])
+            assert entries == [("shared by many", "bob"), ("flips the flag", None)]
+            # The merged celebrity retweet does not show the original again to a viewer whose
+            # cached feed has it (below the first read's window).
+            assert await feed_entries(client, u["fan3"][0]) == [
+                *[(text, None) for text in reversed(newer)],
+                ("shared by many", None),
+                ("flips the flag", None),
+            ]
+
+
+async def test_the_dedupe_holds_on_a_feed_cluster(
+    cluster_settings: Settings,  # noqa: F811 (the fixture imported above)
+    feed_cluster: list[RedisServer],
+    tmp_path,
+) -> None:
+    with serve_api(cluster_settings) as url, run_worker(cluster_settings, tmp_path / "w.log"):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            names = ["ann", "bob", "cat", "dan", "eve"]
+            u = await users(client, *names)
+            await follow(client, u, "ann", "bob", "cat", "dan")
+            assert await feed_entries(client, u["ann"][0]) == []
+            original = await tweet(client, u["eve"][0], "clustered")
+            for retweeter in ("bob", "cat", "dan"):
+                await gql(client, RETWEET, {"id": original["id"]}, token=u[retweeter][0])
+                await idle(cluster_settings)
+            assert await feed_entries(client, u["ann"][0]) == [("clustered", "bob")]
+            ann = uid(u, "ann")
+            # The retweet index sits with the feed, so the push script decides on one node.
+            assert holders(feed_cluster, feed_originals_key(ann)) == holders(
+                feed_cluster, feed_key(ann)
+            )
+            feeds = open_feed_cache(cluster_settings)
+            try:
+                assert len(await feeds.members(uid(u, "ann"))) == 1
+            finally:
+                await feeds.client.aclose()
