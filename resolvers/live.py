@@ -1,4 +1,5 @@
-"""The feedUpdates subscription: what a connected viewer's feed gains (and loses) as it happens.
+"""The feedUpdates subscription: what a connected viewer's feed gains (and loses) as it happens;
+and tweetUpdates: the engagement counts of the tweets a client shows, as they change.
 
 On subscribe with a cursor, the feed entries newer than it are replayed first (oldest first), so
 a client that reconnects misses nothing the feed still holds. Then live events follow, filtered by
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocketState
 
 from resolvers.context import RequestContext
+from social.engagement import watchable
 from social.errors import BadCredentials
 from social.feed import FeedItem
 from storage.feeds import FeedRef
 from storage.live_hub import LiveEvent
+from storage.tweet_cache import TweetRef
+from storage.tweet_counts import TweetCounts
 
 IDLE_CHECK_SECONDS = 1.0  # how often an idle subscription checks its client is still there
 
@@ -100,3 +104,32 @@ async def _recheck_token(ctx: RequestContext) -> None:
     """End the subscription (its socket closed, 4401) unless the token still holds."""
     if not await ctx.socket_still_authorized():
         raise BadCredentials("invalid or expired token")
+
+
+async def tweet_updates(
+    ctx: RequestContext, refs: list[TweetRef]
+) -> AsyncIterator[tuple[TweetRef, TweetCounts]]:
+    """The tweetUpdates subscription: the counts of `refs` now, then as they change, each tweet
+    at most once per TWEET_UPDATES_INTERVAL_SECONDS and always ending on its latest counts.
+    Public counts: the token is only re-checked periodically (the socket's own rules)."""
+    await ctx.viewer_id()
+    watched = watchable(refs, ctx.services.settings.tweet_updates_max_ids)
+    hub = ctx.services.tweet_updates
+    watch = await hub.watch(watched)
+    try:
+        recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
+        while True:
+            if not _connected(ctx):
+                raise asyncio.CancelledError
+            try:
+                async with asyncio.timeout(min(IDLE_CHECK_SECONDS, _until(recheck_at))):
+                    due = await watch.updates.next()
+            except TimeoutError:
+                if time.monotonic() >= recheck_at:
+                    await _recheck_token(ctx)
+                    recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
+                continue
+            for update in due:
+                yield update
+    finally:
+        hub.unwatch(watch)

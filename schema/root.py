@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from resolvers import accounts, feed, following, live, media, tweets
+from resolvers import accounts, engagement, feed, following, live, media, tweets
 from resolvers.context import RequestContext
 from resolvers.errors import NotFound
 from resolvers.ids import (
@@ -28,6 +28,7 @@ from schema.types import (
     PageInfo,
     Suggestion,
     TweetConnection,
+    TweetCountsUpdate,
     TweetDeleted,
     TweetEdge,
     TweetNode,
@@ -156,6 +157,17 @@ class Mutation:
         await tweets.delete_tweet(info.context, *parse_tweet_global_id(id))
         return id
 
+    # Engagement (issue 12): likes.
+    @strawberry.mutation(description="Like a tweet (idempotent: liking twice counts once).")
+    async def like(self, info: Ctx, tweet_id: strawberry.ID) -> TweetNode:
+        tweet = await engagement.like(info.context, *parse_tweet_global_id(tweet_id))
+        return (await tweet_nodes(info.context, [tweet]))[0]
+
+    @strawberry.mutation(description="Stop liking a tweet (idempotent); returns the tweet.")
+    async def unlike(self, info: Ctx, tweet_id: strawberry.ID) -> TweetNode:
+        tweet = await engagement.unlike(info.context, *parse_tweet_global_id(tweet_id))
+        return (await tweet_nodes(info.context, [tweet]))[0]
+
 
 @strawberry.type
 class Subscription:
@@ -176,3 +188,22 @@ class Subscription:
             else:
                 [node] = await tweet_nodes(info.context, [update.tweet])
                 yield FeedTweet(cursor=feed_cursor(update.ref), tweet=node)
+
+    @strawberry.subscription(
+        description="The engagement counts of the tweets you show (1 to TWEET_UPDATES_MAX_IDS, "
+        "100 by default): their counts now, then each change, at most one update per tweet "
+        "per second, always ending on the latest counts."
+    )
+    async def tweet_updates(
+        self, info: Ctx, ids: list[strawberry.ID]
+    ) -> AsyncGenerator[TweetCountsUpdate, None]:
+        limit = info.context.services.settings.tweet_updates_max_ids
+        refs = [parse_tweet_global_id(i) for i in ids[: limit + 1]]  # more: refused as more
+        async for (author_id, tweet_id), counts in live.tweet_updates(info.context, refs):
+            yield TweetCountsUpdate(
+                tweet_id=strawberry.ID(tweet_global_id(author_id, tweet_id)),
+                reply_count=counts.replies,
+                retweet_count=counts.retweets,
+                quote_count=counts.quotes,
+                like_count=counts.likes,
+            )

@@ -10,18 +10,21 @@ import strawberry
 from strawberry.types import Info
 
 from graph.port import EdgeCursor, EdgePage
-from resolvers import following, tweets
+from resolvers import engagement, following, tweets
 from resolvers.context import RequestContext
 from resolvers.ids import (
     edge_cursor,
+    like_cursor,
     media_global_id,
     parse_edge_cursor,
+    parse_like_cursor,
     parse_timeline_cursor,
     timeline_cursor,
     tweet_global_id,
     user_global_id,
 )
 from storage.accounts import PublicProfile
+from storage.tweet_cache import TweetRef
 from storage.tweets import MediaItem, Tweet
 
 DEFAULT_PAGE_SIZE = 20
@@ -118,6 +121,28 @@ class User:
     ) -> UserConnection:
         return await user_connection(info.context, following.following, self.profile, first, after)
 
+    @strawberry.field(
+        description="The tweets this user liked, most recent like first (deleted ones left out)."
+    )
+    async def likes(
+        self,
+        info: Info[RequestContext, None],
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> TweetConnection:
+        page = await engagement.likes(
+            info.context, self.profile.user_id, first, parse_like_cursor(after)
+        )
+        nodes = await tweet_nodes(info.context, [tweet for _, tweet in page.items])
+        edges = [
+            TweetEdge(cursor=like_cursor(cursor), node=node)
+            for (cursor, _), node in zip(page.items, nodes, strict=True)
+        ]
+        end = like_cursor(page.end_cursor) if page.end_cursor else None
+        return TweetConnection(
+            edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end)
+        )
+
 
 @strawberry.type(description="An image attached to a tweet, served through the CDN.")
 class Media:
@@ -165,7 +190,35 @@ class TweetNode:
             hashtags=list(tweet.hashtags),
             media=[Media.of(item, tweet.author_id) for item in tweet.media],
             author=author,
+            ref=(tweet.author_id, tweet.tweet_id),
         )
+
+    # Engagement (issue 12): counts and the viewer's state, batched per request (resolvers/).
+    ref: strawberry.Private[TweetRef]
+
+    @strawberry.field(description="How many replies this tweet has.")
+    async def reply_count(self, info: Info[RequestContext, None]) -> int:
+        return (await engagement.counts(info.context, self.ref)).replies
+
+    @strawberry.field(description="How many times this tweet was retweeted (quotes not included).")
+    async def retweet_count(self, info: Info[RequestContext, None]) -> int:
+        return (await engagement.counts(info.context, self.ref)).retweets
+
+    @strawberry.field(description="How many tweets quote this one.")
+    async def quote_count(self, info: Info[RequestContext, None]) -> int:
+        return (await engagement.counts(info.context, self.ref)).quotes
+
+    @strawberry.field(description="How many users like this tweet.")
+    async def like_count(self, info: Info[RequestContext, None]) -> int:
+        return (await engagement.counts(info.context, self.ref)).likes
+
+    @strawberry.field(description="Whether the caller likes this tweet; false when anonymous.")
+    async def viewer_has_liked(self, info: Info[RequestContext, None]) -> bool:
+        return (await engagement.viewer_state(info.context, self.ref)).liked
+
+    @strawberry.field(description="Whether the caller retweeted this tweet; false when anonymous.")
+    async def viewer_has_retweeted(self, info: Info[RequestContext, None]) -> bool:
+        return (await engagement.viewer_state(info.context, self.ref)).retweeted
 
 
 @strawberry.type
@@ -240,6 +293,15 @@ class TweetDeleted:
 
 
 FeedUpdate = Annotated[FeedTweet | TweetDeleted, strawberry.union("FeedUpdate")]
+
+
+@strawberry.type(description="The engagement counts of a watched tweet, as they now are.")
+class TweetCountsUpdate:
+    tweet_id: strawberry.ID = strawberry.field(description="The tweet these counts are of.")
+    reply_count: int = strawberry.field(description="As Tweet.replyCount.")
+    retweet_count: int = strawberry.field(description="As Tweet.retweetCount.")
+    quote_count: int = strawberry.field(description="As Tweet.quoteCount.")
+    like_count: int = strawberry.field(description="As Tweet.likeCount.")
 
 
 async def tweet_nodes(ctx: RequestContext, found: list[Tweet]) -> list[TweetNode]:
