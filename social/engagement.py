@@ -4,15 +4,19 @@ same counters (storage/tweet_counts.py), which publish every change themselves.
 
 A like is an edge on the liker's shard (storage/likes.py) and one counter on the tweet's shard;
 the counter moves only when the edge did, so liking twice counts once and unliking what was
-never liked changes nothing, whatever the interleaving of requests. Only an existing, undeleted
-tweet can be liked or unliked (NotFound otherwise, nothing changed). Every like and unlike
-attempt is charged against RATE_LIKES, repeats included: each costs the same writes' worth of
-work.
+never liked changes nothing, whatever the interleaving of requests. The counter saturates at
+zero, so an unlike's -1 must not reach it before its like's +1: one process runs the likes and
+unlikes of one (user, tweet) one at a time (the same user racing themselves through two API
+processes within the same few microseconds could still lose one, at a count of zero).
+Only an existing, undeleted tweet can be liked or unliked (NotFound otherwise, nothing changed).
+Every like and unlike attempt is charged against RATE_LIKES, repeats included: each costs the
+same writes' worth of work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from social.errors import InvalidInput, NotFound
@@ -65,23 +69,42 @@ class Engagement:
         self._clock = clock
         self._rate_likes = rate_likes
         self._max_page_size = max_page_size
+        self._changing: dict[tuple[int, FeedRef], tuple[asyncio.Lock, int]] = {}
 
     async def like(self, viewer: int, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
         """The viewer likes the tweet (idempotent); returns it."""
         tweet = await self._existing(author, tweet_id, load)
         await self._throttle.charge("like", viewer, self._rate_likes)
+        ref = FeedRef(tweet_id, author)
         now_ms = int(self._clock() * 1000)
-        if await self._likes.like(viewer, FeedRef(tweet_id, author), now_ms):
-            await self._counters.bump(author, tweet_id, Count.LIKES, 1)
+        await self._change(viewer, ref, lambda: self._likes.like(viewer, ref, now_ms), 1)
         return tweet
 
     async def unlike(self, viewer: int, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
         """The viewer no longer likes the tweet (idempotent); returns it."""
         tweet = await self._existing(author, tweet_id, load)
         await self._throttle.charge("like", viewer, self._rate_likes)
-        if await self._likes.unlike(viewer, FeedRef(tweet_id, author)):
-            await self._counters.bump(author, tweet_id, Count.LIKES, -1)
+        ref = FeedRef(tweet_id, author)
+        await self._change(viewer, ref, lambda: self._likes.unlike(viewer, ref), -1)
         return tweet
+
+    async def _change(
+        self, viewer: int, ref: FeedRef, edge: Callable[[], Awaitable[bool]], delta: int
+    ) -> None:
+        """Change the edge; if it changed, the count. One at a time per (viewer, tweet)."""
+        key = (viewer, ref)
+        lock, users = self._changing.get(key, (asyncio.Lock(), 0))
+        self._changing[key] = (lock, users + 1)
+        try:
+            async with lock:
+                if await edge():
+                    await self._counters.bump(ref.author_id, ref.tweet_id, Count.LIKES, delta)
+        finally:
+            lock, users = self._changing[key]
+            if users == 1:
+                del self._changing[key]
+            else:
+                self._changing[key] = (lock, users - 1)
 
     async def _existing(self, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
         [tweet] = await load([(author, tweet_id)])
