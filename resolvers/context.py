@@ -121,11 +121,14 @@ class RequestContext:
 
     @property
     def viewer_engagement(self) -> DataLoader[TweetRef, ViewerEngagement]:
-        """Whether the (authenticated) viewer liked and retweeted each tweet, one call on the
-        viewer's node per batch."""
+        """Whether the viewer liked and retweeted each tweet, one call on the viewer's node per
+        batch (the token checked once per batch); nothing for anonymous callers."""
 
         async def load(refs: list[TweetRef]) -> list[ViewerEngagement]:
-            return await self.services.lookups.viewer_engagement(await self.viewer_id(), refs)
+            viewer = await self.optional_viewer_id()
+            if viewer is None:
+                return [ViewerEngagement()] * len(refs)
+            return await self.services.lookups.viewer_engagement(viewer, refs)
 
         return self._loader("viewer_engagement", load)
 

@@ -9,8 +9,6 @@ from storage.tweet_cache import TweetRef
 from storage.tweet_counts import TweetCounts
 from storage.tweets import Tweet
 
-ANONYMOUS = ViewerEngagement()
-
 
 async def like(ctx: RequestContext, author_id: int, tweet_id: int) -> Tweet:
     viewer = await ctx.viewer_id()
@@ -34,7 +32,6 @@ async def counts(ctx: RequestContext, ref: TweetRef) -> TweetCounts:
 
 
 async def viewer_state(ctx: RequestContext, ref: TweetRef) -> ViewerEngagement:
-    """Nothing liked or retweeted for anonymous callers; batched across a page."""
-    if await ctx.optional_viewer_id() is None:
-        return ANONYMOUS
+    """Nothing liked or retweeted for anonymous callers; batched across a page (the token is
+    checked once per batch, not per tweet)."""
     return await ctx.viewer_engagement.load(ref)
