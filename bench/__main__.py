@@ -1,4 +1,4 @@
-"""`python -m bench [graph|feeds|reads|reads-nginx|mixed|storm|soak|scaled] [--small]`: run
+"""`python -m bench [graph|feeds|reads|reads-nginx|mixed|storm|soak|scaled|likes] [--small]`: run
 benchmarks and print their figures (all of them by default; --small: smaller data and shorter
 runs, for a quick look; the targets are stated for the full size).
 
@@ -13,6 +13,8 @@ storm: a celebrity-profile read storm through nginx's micro-cache vs straight to
 soak:  60 s of mixed load against the embedded stack (SOAK_SECONDS to change it).
 scaled: feed inserts on one master vs a 3-master cluster, fan-out with 1 vs 2 workers, graph
        replication lag under follow/unfollow writes.
+likes: the like storm on one tweet (the counter alone, storage level, through the API) and the
+       cost of counts and viewer state on a feed page.
 The wrk figures need `wrk` (Debian package) and say they were skipped without it.
 """
 
@@ -21,11 +23,11 @@ import asyncio
 import os
 import warnings
 
-from bench import feeds, graph_ops, mixed, read_nginx, read_path, scaled, soak, storm
+from bench import feeds, graph_ops, likes, mixed, read_nginx, read_path, scaled, soak, storm
 from bench.seed import Shape
 
 SMALL = Shape(users=11_000, top_audience=10_000, popular=2_000)
-BENCHMARKS = ["graph", "feeds", "reads", "reads-nginx", "mixed", "storm", "soak", "scaled"]
+BENCHMARKS = ["graph", "feeds", "reads", "reads-nginx", "mixed", "storm", "soak", "scaled", "likes"]
 
 
 async def main() -> None:
@@ -57,6 +59,9 @@ async def main() -> None:
     if "scaled" in args.which:
         print("== scaled topology (cluster inserts, two workers, graph replication lag) ==")
         await scaled.run(small=args.small)
+    if "likes" in args.which:
+        print("== like storm and engagement on a feed page ==")
+        await likes.run(small=args.small)
 
 
 if __name__ == "__main__":

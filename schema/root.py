@@ -64,7 +64,7 @@ class Query:
         self, info: Ctx, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> TweetConnection:
         result = await feed.read_feed(info.context, first, parse_feed_cursor(after))
-        nodes = await tweet_nodes(info.context, [item.tweet for item in result.items])
+        nodes = await tweet_nodes(info.context, [item.tweet for item in result.items], info)
         edges = [
             TweetEdge(cursor=feed_cursor(item.ref), node=node)
             for item, node in zip(result.items, nodes, strict=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from graph.port import EdgeCursor, EdgePage
 from resolvers import engagement, following, tweets
@@ -92,6 +93,7 @@ class User:
         found, page = await tweets.timeline(
             info.context, self.profile.user_id, first, parse_timeline_cursor(after)
         )
+        await prefetch_engagement(info, found)
         author = User.of(self.profile)
         edges = [
             TweetEdge(cursor=timeline_cursor(t.tweet_id), node=TweetNode.of(t, author))
@@ -133,7 +135,7 @@ class User:
         page = await engagement.likes(
             info.context, self.profile.user_id, first, parse_like_cursor(after)
         )
-        nodes = await tweet_nodes(info.context, [tweet for _, tweet in page.items])
+        nodes = await tweet_nodes(info.context, [tweet for _, tweet in page.items], info)
         edges = [
             TweetEdge(cursor=like_cursor(cursor), node=node)
             for (cursor, _), node in zip(page.items, nodes, strict=True)
@@ -196,29 +198,37 @@ class TweetNode:
     # Engagement (issue 12): counts and the viewer's state, batched per request (resolvers/).
     ref: strawberry.Private[TweetRef]
 
-    @strawberry.field(description="How many replies this tweet has.")
-    async def reply_count(self, info: Info[RequestContext, None]) -> int:
-        return (await engagement.counts(info.context, self.ref)).replies
+    @strawberry.field(description="How many replies this tweet has.", graphql_type=int)
+    def reply_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
+        return engagement.count(info.context, self.ref, "replies")
 
-    @strawberry.field(description="How many times this tweet was retweeted (quotes not included).")
-    async def retweet_count(self, info: Info[RequestContext, None]) -> int:
-        return (await engagement.counts(info.context, self.ref)).retweets
+    @strawberry.field(
+        description="How many times this tweet was retweeted (quotes not included).",
+        graphql_type=int,
+    )
+    def retweet_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
+        return engagement.count(info.context, self.ref, "retweets")
 
-    @strawberry.field(description="How many tweets quote this one.")
-    async def quote_count(self, info: Info[RequestContext, None]) -> int:
-        return (await engagement.counts(info.context, self.ref)).quotes
+    @strawberry.field(description="How many tweets quote this one.", graphql_type=int)
+    def quote_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
+        return engagement.count(info.context, self.ref, "quotes")
 
-    @strawberry.field(description="How many users like this tweet.")
-    async def like_count(self, info: Info[RequestContext, None]) -> int:
-        return (await engagement.counts(info.context, self.ref)).likes
+    @strawberry.field(description="How many users like this tweet.", graphql_type=int)
+    def like_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
+        return engagement.count(info.context, self.ref, "likes")
 
-    @strawberry.field(description="Whether the caller likes this tweet; false when anonymous.")
-    async def viewer_has_liked(self, info: Info[RequestContext, None]) -> bool:
-        return (await engagement.viewer_state(info.context, self.ref)).liked
+    @strawberry.field(
+        description="Whether the caller likes this tweet; false when anonymous.", graphql_type=bool
+    )
+    def viewer_has_liked(self, info: Info[RequestContext, None]) -> bool | Awaitable[bool]:
+        return engagement.viewer_state(info.context, self.ref, "liked")
 
-    @strawberry.field(description="Whether the caller retweeted this tweet; false when anonymous.")
-    async def viewer_has_retweeted(self, info: Info[RequestContext, None]) -> bool:
-        return (await engagement.viewer_state(info.context, self.ref)).retweeted
+    @strawberry.field(
+        description="Whether the caller retweeted this tweet; false when anonymous.",
+        graphql_type=bool,
+    )
+    def viewer_has_retweeted(self, info: Info[RequestContext, None]) -> bool | Awaitable[bool]:
+        return engagement.viewer_state(info.context, self.ref, "retweeted")
 
 
 @strawberry.type
@@ -304,12 +314,35 @@ class TweetCountsUpdate:
     like_count: int = strawberry.field(description="As Tweet.likeCount.")
 
 
-async def tweet_nodes(ctx: RequestContext, found: list[Tweet]) -> list[TweetNode]:
+async def tweet_nodes(
+    ctx: RequestContext, found: list[Tweet], page: Info[RequestContext, None] | None = None
+) -> list[TweetNode]:
     """Nodes for tweets by any authors, the authors' profiles fetched in one batch (from this
-    request's loader, which a page read may have filled already)."""
+    request's loader, which a page read may have filled already). With `page` (the list
+    field's info), the counts and viewer state it selects are loaded for all of them first."""
+    if page is not None:
+        await prefetch_engagement(page, found)
     profiles = await ctx.profiles.load_many([t.author_id for t in found])
     nodes = []
     for tweet, profile in zip(found, profiles, strict=True):
         assert profile is not None  # accounts are never deleted while their tweets exist
         nodes.append(TweetNode.of(tweet, User.of(profile)))
     return nodes
+
+
+def selected_names(info: Info[RequestContext, None]) -> set[str]:
+    """Every field name selected anywhere under the field being resolved (fragments included)."""
+    names: set[str] = set()
+    pending = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        pending.extend(selection.selections)
+    return names
+
+
+async def prefetch_engagement(info: Info[RequestContext, None], found: list[Tweet]) -> None:
+    """A page's counts and viewer state in one batch each, if the page's selection asks."""
+    refs = [(t.author_id, t.tweet_id) for t in found]
+    await engagement.prefetch(info.context, refs, selected_names(info))
