@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Generator
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -45,31 +45,49 @@ def _known(loader: DataLoader[TweetRef, V], ref: TweetRef) -> V | None:
     return future.result()
 
 
-def count(ctx: RequestContext, ref: TweetRef, name: str) -> int | Awaitable[int]:
-    """One count of the tweet (`name`: a TweetCounts field): at once when this request has it
-    (a feed page primes them; `prefetch` loads a page's), else batched through the loader. A
-    plain value spares graphql-core a task per field, which cost more than the counts."""
+class _Later:
+    """A count or viewer flag this request has not loaded: graphql-core awaits it only if the
+    client selected the field (each await loads through the request's batching loader)."""
+
+    __slots__ = ("_ctx", "_name", "_ref")
+
+    def __init__(self, ctx: RequestContext, ref: TweetRef, name: str) -> None:
+        self._ctx, self._ref, self._name = ctx, ref, name
+
+    def __await__(self) -> Generator[Any, None, int | bool]:
+        return self._load().__await__()
+
+    async def _load(self) -> int | bool:
+        if self._name in VIEWER_STATE:
+            return bool(getattr(await self._ctx.viewer_engagement.load(self._ref), self._name))
+        return int(getattr(await self._ctx.tweet_counts.load(self._ref), self._name))
+
+
+class _NotLoadable:
+    """A TweetNode built without the request (TweetNode.of without `engagement`): a bug that
+    must be loud (use schema.types.tweet_nodes), never a silent zero."""
+
+    def __await__(self) -> Generator[Any, None, int]:
+        raise RuntimeError("a Tweet built without its engagement: build it with tweet_nodes")
+
+
+NOT_LOADABLE = _NotLoadable()
+COUNTS = ("replies", "retweets", "quotes", "likes")
+VIEWER_STATE = ("liked", "retweeted")
+
+
+def node_engagement(ctx: RequestContext, ref: TweetRef) -> dict[str, object]:
+    """The tweet's counts and the viewer's state by TweetCounts / ViewerEngagement field name:
+    plain values where this request holds them (a page prefetches them: graphql-core then
+    needs no task per field, which cost more than the counts), otherwise `_Later`."""
+    values: dict[str, object] = {}
     counts = _known(ctx.tweet_counts, ref)
-    if counts is not None:
-        return int(getattr(counts, name))
-    return _count_later(ctx, ref, name)
-
-
-async def _count_later(ctx: RequestContext, ref: TweetRef, name: str) -> int:
-    return int(getattr(await ctx.tweet_counts.load(ref), name))
-
-
-def viewer_state(ctx: RequestContext, ref: TweetRef, name: str) -> bool | Awaitable[bool]:
-    """Whether the viewer liked (`name` "liked") or retweeted ("retweeted") the tweet, as
-    `count` does; nothing for anonymous callers, the token checked once per batch."""
+    for name in COUNTS:
+        values[name] = _Later(ctx, ref, name) if counts is None else getattr(counts, name)
     state = _known(ctx.viewer_engagement, ref)
-    if state is not None:
-        return bool(getattr(state, name))
-    return _viewer_state_later(ctx, ref, name)
-
-
-async def _viewer_state_later(ctx: RequestContext, ref: TweetRef, name: str) -> bool:
-    return bool(getattr(await ctx.viewer_engagement.load(ref), name))
+    for name in VIEWER_STATE:
+        values[name] = _Later(ctx, ref, name) if state is None else getattr(state, name)
+    return values
 
 
 async def prefetch(ctx: RequestContext, refs: list[TweetRef], fields: set[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -13,6 +13,7 @@ from strawberry.types.nodes import SelectedField
 from graph.port import EdgeCursor, EdgePage
 from resolvers import engagement, following, tweets
 from resolvers.context import RequestContext
+from resolvers.engagement import NOT_LOADABLE, node_engagement
 from resolvers.ids import (
     edge_cursor,
     like_cursor,
@@ -29,6 +30,15 @@ from storage.tweet_cache import TweetRef
 from storage.tweets import MediaItem, Tweet
 
 DEFAULT_PAGE_SIZE = 20
+# TweetNode's engagement fields and the names of the values that fill them
+ENGAGEMENT_FIELDS = {
+    "reply_count": "replies",
+    "retweet_count": "retweets",
+    "quote_count": "quotes",
+    "like_count": "likes",
+    "viewer_has_liked": "liked",
+    "viewer_has_retweeted": "retweeted",
+}
 
 
 @strawberry.type
@@ -95,8 +105,12 @@ class User:
         )
         await prefetch_engagement(info, found)
         author = User.of(self.profile)
+        ctx = info.context
         edges = [
-            TweetEdge(cursor=timeline_cursor(t.tweet_id), node=TweetNode.of(t, author))
+            TweetEdge(
+                cursor=timeline_cursor(t.tweet_id),
+                node=TweetNode.of(t, author, node_engagement(ctx, (t.author_id, t.tweet_id))),
+            )
             for t in found
         ]
         end_cursor = timeline_cursor(page.tweet_ids[-1]) if page.tweet_ids else None
@@ -183,7 +197,15 @@ class TweetNode:
     author: User
 
     @classmethod
-    def of(cls, tweet: Tweet, author: User) -> TweetNode:
+    def of(
+        cls, tweet: Tweet, author: User, engagement: dict[str, object] | None = None
+    ) -> TweetNode:
+        """`engagement`: resolvers.engagement.node_engagement's values (tweet_nodes passes
+        them); without it, selecting a count fails loudly."""
+        values = engagement or {}
+        engagement_values: dict[str, Any] = {
+            field: values.get(name, NOT_LOADABLE) for field, name in ENGAGEMENT_FIELDS.items()
+        }
         return cls(
             id=strawberry.ID(tweet_global_id(tweet.author_id, tweet.tweet_id)),
             text=tweet.text,
@@ -193,42 +215,24 @@ class TweetNode:
             media=[Media.of(item, tweet.author_id) for item in tweet.media],
             author=author,
             ref=(tweet.author_id, tweet.tweet_id),
+            **engagement_values,
         )
 
-    # Engagement (issue 12): counts and the viewer's state, batched per request (resolvers/).
+    # Engagement (issue 12): plain fields (no resolver runs per tweet), filled by `of` with
+    # values a page prefetched or with awaitables that load them only if selected.
     ref: strawberry.Private[TweetRef]
-
-    @strawberry.field(description="How many replies this tweet has.", graphql_type=int)
-    def reply_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
-        return engagement.count(info.context, self.ref, "replies")
-
-    @strawberry.field(
-        description="How many times this tweet was retweeted (quotes not included).",
-        graphql_type=int,
+    reply_count: int = strawberry.field(description="How many replies this tweet has.")
+    retweet_count: int = strawberry.field(
+        description="How many times this tweet was retweeted (quotes not included)."
     )
-    def retweet_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
-        return engagement.count(info.context, self.ref, "retweets")
-
-    @strawberry.field(description="How many tweets quote this one.", graphql_type=int)
-    def quote_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
-        return engagement.count(info.context, self.ref, "quotes")
-
-    @strawberry.field(description="How many users like this tweet.", graphql_type=int)
-    def like_count(self, info: Info[RequestContext, None]) -> int | Awaitable[int]:
-        return engagement.count(info.context, self.ref, "likes")
-
-    @strawberry.field(
-        description="Whether the caller likes this tweet; false when anonymous.", graphql_type=bool
+    quote_count: int = strawberry.field(description="How many tweets quote this one.")
+    like_count: int = strawberry.field(description="How many users like this tweet.")
+    viewer_has_liked: bool = strawberry.field(
+        description="Whether the caller likes this tweet; false when anonymous."
     )
-    def viewer_has_liked(self, info: Info[RequestContext, None]) -> bool | Awaitable[bool]:
-        return engagement.viewer_state(info.context, self.ref, "liked")
-
-    @strawberry.field(
-        description="Whether the caller retweeted this tweet; false when anonymous.",
-        graphql_type=bool,
+    viewer_has_retweeted: bool = strawberry.field(
+        description="Whether the caller retweeted this tweet; false when anonymous."
     )
-    def viewer_has_retweeted(self, info: Info[RequestContext, None]) -> bool | Awaitable[bool]:
-        return engagement.viewer_state(info.context, self.ref, "retweeted")
 
 
 @strawberry.type
@@ -326,7 +330,8 @@ async def tweet_nodes(
     nodes = []
     for tweet, profile in zip(found, profiles, strict=True):
         assert profile is not None  # accounts are never deleted while their tweets exist
-        nodes.append(TweetNode.of(tweet, User.of(profile)))
+        engagement = node_engagement(ctx, (tweet.author_id, tweet.tweet_id))
+        nodes.append(TweetNode.of(tweet, User.of(profile), engagement))
     return nodes
 
 
