@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.websockets import WebSocketState
 
@@ -26,6 +27,7 @@ from storage.live_hub import LiveEvent
 from storage.tweet_cache import TweetRef
 from storage.tweet_counts import TweetCounts
 
+T = TypeVar("T")
 IDLE_CHECK_SECONDS = 1.0  # how often an idle subscription checks its client is still there
 
 
@@ -48,25 +50,33 @@ async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncItera
             for item in await home_feed.replay(viewer, after, ctx.load_tweets, ctx.viewer_id):
                 seen.add(item.ref)
                 yield item
-        recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
-        while True:
-            if not _connected(ctx):
-                # End as the cancellation that should have come (the transport expects it).
-                raise asyncio.CancelledError
-            try:
-                async with asyncio.timeout(min(IDLE_CHECK_SECONDS, _until(recheck_at))):
-                    event = await subscription.queue.get()
-            except TimeoutError:
-                if time.monotonic() >= recheck_at:
-                    await _recheck_token(ctx)
-                    recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
-                continue
+        async for event in _while_open(ctx, subscription.queue.get):
             await _recheck_token(ctx)
             update = await _to_update(ctx, viewer, event)
             if update is not None and (isinstance(update, Deleted) or update.ref not in seen):
                 yield update
     finally:
         await hub.leave(subscription)
+
+
+async def _while_open(ctx: RequestContext, get: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
+    """What `get` returns, one after another, while the socket is open; meanwhile the token is
+    re-checked when it expires and every TOKEN_RECHECK_SECONDS (the socket closes, 4401, if it
+    no longer holds)."""
+    recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
+    while True:
+        if not _connected(ctx):
+            # End as the cancellation that should have come (the transport expects it).
+            raise asyncio.CancelledError
+        try:
+            async with asyncio.timeout(min(IDLE_CHECK_SECONDS, _until(recheck_at))):
+                item = await get()
+        except TimeoutError:
+            if time.monotonic() >= recheck_at:
+                await _recheck_token(ctx)
+                recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
+            continue
+        yield item
 
 
 def _connected(ctx: RequestContext) -> bool:
@@ -117,18 +127,7 @@ async def tweet_updates(
     hub = ctx.services.tweet_updates
     watch = await hub.watch(watched)
     try:
-        recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
-        while True:
-            if not _connected(ctx):
-                raise asyncio.CancelledError
-            try:
-                async with asyncio.timeout(min(IDLE_CHECK_SECONDS, _until(recheck_at))):
-                    due = await watch.updates.next()
-            except TimeoutError:
-                if time.monotonic() >= recheck_at:
-                    await _recheck_token(ctx)
-                    recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
-                continue
+        async for due in _while_open(ctx, watch.updates.next):
             for update in due:
                 yield update
     finally:

@@ -30,8 +30,6 @@ from storage import pubsub
 from storage.redis_clients import DocumentsRedis
 from storage.tweet_counts import TweetCounters, TweetCounts, counts_channel, tweet_of_channel
 
-RECONNECT_DELAY_SECONDS = 1.0
-
 TweetRef = tuple[int, int]  # (author id, tweet id)
 Clock = Callable[[], float]
 
@@ -171,16 +169,6 @@ class TweetUpdatesHub:
 
     async def _listen(self) -> None:
         await self._subscribed.wait()
-        while True:
-            try:
-                message = await self._listener.next_message(wait=1.0)
-                if message is not None:
-                    self._dispatch(*message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # resubscribe after a dropped connection; then re-read the counts
-                log.warning("tweet updates lost their pub/sub connection", exc_info=True)
-                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-                with contextlib.suppress(Exception):  # else: the next failure tries again
-                    await self._listener.resubscribe()
-                    await self._refresh()
+        await pubsub.dispatch_forever(
+            self._listener, self._dispatch, what="tweet updates", after_reconnect=self._refresh
+        )
