@@ -31,6 +31,7 @@ DEVELOPMENT_DEFAULTS = {
     "RATE_LOGINS_PER_ACCOUNT": "1000/900",
     "RATE_SIGNUPS": "1000/3600",
     "RATE_MEDIA_UPLOADS": "1000/60",
+    "RATE_LIKES": "1000/60",
 }
 
 
@@ -213,6 +214,12 @@ class Settings:
     login_delay_max_seconds: float = 10.0  # ...by a delay doubling from 1 s up to this
     rate_signups: str = "5/3600"  # per IP
     rate_media_uploads: str = "30/60"  # createMediaUpload per user
+    # Engagement (issue 12): likes and unlikes per user (RATE_RETWEETS, RATE_REPLIES: the same
+    # shape); tweetUpdates watches 1..TWEET_UPDATES_MAX_IDS tweets and sends each at most once
+    # per TWEET_UPDATES_INTERVAL_SECONDS (API processes publish a tweet's counts as often)
+    rate_likes: str = "300/60"
+    tweet_updates_max_ids: int = 100
+    tweet_updates_interval_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.web_concurrency < 0:
@@ -248,6 +255,7 @@ class Settings:
             "tweet_durable_replicas",
             "falkordb_replica_fresh_ms",
             "falkordb_replica_retry_seconds",
+            "tweet_updates_interval_seconds",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
@@ -275,6 +283,8 @@ class Settings:
             )
         if self.video_max_height > self.video_max_width:
             raise SettingsError("VIDEO_MAX_HEIGHT (the shorter side) exceeds VIDEO_MAX_WIDTH")
+        if self.tweet_updates_max_ids < 1:
+            raise SettingsError("TWEET_UPDATES_MAX_IDS must be at least 1")
         for name in (f.name for f in fields(self) if f.name.startswith("rate_")):
             try:
                 parse_rate(getattr(self, name))

@@ -28,6 +28,7 @@ from resolvers.context import Services
 from schema.limits import SlotCappedGraph
 from settings import Settings
 from social.accounts import Accounts, LoginRates
+from social.engagement import Engagement
 from social.fanout import FanOut
 from social.feed import CELEBRITY_RECENT, HomeFeed
 from social.following import Following
@@ -43,6 +44,7 @@ from storage.fanout_stats import FanoutStats
 from storage.feeds import FeedCache
 from storage.followee_sets import FolloweeSets
 from storage.ids import IdGenerator
+from storage.likes import LikeStore
 from storage.live_hub import LiveHub
 from storage.media import MediaLibrary, open_media_library
 from storage.object_store import S3ObjectStore
@@ -60,6 +62,7 @@ from storage.redis_clients import (
 from storage.retweets import RetweetStore
 from storage.tweet_cache import TweetCache, TweetInvalidations, listen_for_invalidations
 from storage.tweet_counts import TweetCounters
+from storage.tweet_updates import TweetUpdatesHub
 from storage.tweets import TweetStore
 
 log = logging.getLogger(__name__)
@@ -197,13 +200,25 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         )
         await live.start()
         undo.push_async_callback(_logged(live.stop))
+        # Engagement: the counters publish their changes; the hub delivers them to tweetUpdates.
+        counters = TweetCounters(
+            stores.documents, publish_interval_seconds=settings.tweet_updates_interval_seconds
+        )
+        undo.push_async_callback(_logged(counters.aclose))
+        tweet_updates = TweetUpdatesHub(
+            stores.documents, counters, interval_seconds=settings.tweet_updates_interval_seconds
+        )
+        await tweet_updates.start()
+        undo.push_async_callback(_logged(tweet_updates.stop))
         metrics.fanout_stats = stores.stats
         metrics.graph_replica_lag = replication_lag_probe(stores.graph)
         metrics.redis_replication_lag = {
             "documents": functools.partial(replication_lag, stores.documents),
             "feeds": functools.partial(replication_lag, stores.feed_redis),
         }
-        yield _api_services(settings, stores, jobs, ids, cache, celebrities, live, metrics)
+        yield _api_services(
+            settings, stores, jobs, ids, cache, celebrities, live, metrics, counters, tweet_updates
+        )
 
 
 def _logged(step: Callable[..., Awaitable[object]], *args: object) -> Callable[[], Awaitable[None]]:
@@ -233,10 +248,13 @@ def _api_services(
     celebrities: CelebrityTimelines,
     live: LiveHub,
     metrics: Metrics,
+    counters: TweetCounters,
+    tweet_updates: TweetUpdatesHub,
 ) -> Services:
     # Each operation gets at most MAX_GRAPH_CALLS_PER_REQUEST graph calls in flight.
     graph = cast(SocialGraph, SlotCappedGraph(stores.graph))
     throttle = Throttle(RateLimiter(stores.feed_redis))
+    likes = LikeStore(stores.documents)
     return Services(
         settings=settings,
         accounts=Accounts(
@@ -278,7 +296,7 @@ def _api_services(
             tweets=stores.tweets,
             tweet_cache=cache,
             invalidations=TweetInvalidations(stores.documents),
-            counters=TweetCounters(stores.documents),
+            counters=counters,
             conversations=Conversations(stores.documents),
             media=stores.media,
             feeds=stores.feeds,
@@ -294,7 +312,7 @@ def _api_services(
         retweeting=Retweeting(
             tweets=stores.tweets,
             retweets=RetweetStore(stores.documents),
-            counters=TweetCounters(stores.documents),
+            counters=counters,
             tweet_cache=cache,
             invalidations=TweetInvalidations(stores.documents),
             feeds=stores.feeds,
@@ -332,8 +350,19 @@ def _api_services(
             tweet_cache=cache,
             graph=graph,
             pages=PageDocumentReader(stores.documents),
+            counters=counters,
+            likes=likes,
         ),
         live=live,
         media=stores.media,
         probes={"graph": stores.graph.ping, "redis": stores.accounts.ping},
+        engagement=Engagement(
+            likes=likes,
+            counters=counters,
+            throttle=throttle,
+            clock=time.time,
+            rate_likes=settings.rate_likes,
+            max_page_size=settings.max_page_size,
+        ),
+        tweet_updates=tweet_updates,
     )

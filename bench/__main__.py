@@ -1,6 +1,6 @@
-"""`python -m bench [graph|feeds|reads|reads-nginx|mixed|storm|soak|scaled|video] [--small]`: run
-benchmarks and print their figures (all of them by default; --small: smaller data and shorter
-runs, for a quick look; the targets are stated for the full size).
+"""`python -m bench [graph|feeds|reads|reads-nginx|mixed|storm|soak|scaled|video|likes]
+[--small]`: run benchmarks and print their figures (all of them by default; --small: smaller data
+and shorter runs, for a quick look; the targets are stated for the full size).
 
 graph: social-graph operations on socfb-Reed98 (962 people), both adapters.
 feeds: fan-out, createTweet, feed misses and memory on a 110k-user power-law graph.
@@ -14,6 +14,8 @@ soak:  60 s of mixed load against the embedded stack (SOAK_SECONDS to change it)
 scaled: feed inserts on one master vs a 3-master cluster, fan-out with 1 vs 2 workers, graph
        replication lag under follow/unfollow writes.
 video: processing time and peak memory of a 10 s 720p clip, remux path and transcode path.
+likes: the like storm on one tweet (the counter alone, storage level, through the API) and the
+       cost of counts and viewer state on a feed page.
 The wrk figures need `wrk` (Debian package) and say they were skipped without it.
 """
 
@@ -22,11 +24,22 @@ import asyncio
 import os
 import warnings
 
-from bench import feeds, graph_ops, mixed, read_nginx, read_path, scaled, soak, storm, video
+from bench import feeds, graph_ops, likes, mixed, read_nginx, read_path, scaled, soak, storm, video
 from bench.seed import Shape
 
 SMALL = Shape(users=11_000, top_audience=10_000, popular=2_000)
-BENCHMARKS = ["graph", "feeds", "reads", "reads-nginx", "mixed", "storm", "soak", "scaled", "video"]
+BENCHMARKS = [
+    "graph",
+    "feeds",
+    "reads",
+    "reads-nginx",
+    "mixed",
+    "storm",
+    "soak",
+    "scaled",
+    "video",
+    "likes",
+]
 
 
 async def main() -> None:
@@ -61,6 +74,9 @@ async def main() -> None:
     if "video" in args.which:
         print("== video processing (10 s 720p: remux and transcode paths) ==")
         await video.run()
+    if "likes" in args.which:
+        print("== like storm and engagement on a feed page ==")
+        await likes.run(small=args.small)
 
 
 if __name__ == "__main__":

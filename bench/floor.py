@@ -37,8 +37,10 @@ from social import visibility
 from social.lookups import Lookups
 from storage.accounts import PublicProfile
 from storage.feeds import FeedRef
+from storage.likes import LikeStore
 from storage.page_documents import PageDocumentReader
 from storage.tweet_cache import TweetCache
+from storage.tweet_counts import TweetCounters
 from storage.tweets import Tweet
 from web.serve import uvicorn_options, worker_processes
 from wiring import Stores, open_stores
@@ -69,6 +71,8 @@ class PageReader:
             tweet_cache=tweet_cache,
             graph=stores.graph,
             pages=PageDocumentReader(stores.documents),
+            counters=TweetCounters(stores.documents),
+            likes=LikeStore(stores.documents),
         )
 
     async def read(self, claims: Claims, want: int) -> FloorPage:
@@ -81,7 +85,7 @@ class PageReader:
         if not page.complete or page.celebrities != [] or page.followed is None:
             raise NotAHit("feed or followee set not cached, or celebrities to merge")
         allowed = visibility.allowed_refs(viewer, page.refs, page.followed)
-        documents, profiles = await self._lookups.page(
+        documents, profiles, _ = await self._lookups.page(
             [(r.author_id, r.tweet_id) for r in allowed], claims
         )
         fill = visibility.PageFill(want=want, cursor=None, shown=[], hidden=[])

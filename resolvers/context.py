@@ -16,6 +16,7 @@ from graph.port import FollowCounts
 from resolvers.close_codes import CLOSE_UNAUTHORIZED
 from settings import Settings
 from social.accounts import Accounts
+from social.engagement import Engagement
 from social.errors import BadCredentials
 from social.feed import HomeFeed
 from social.following import Following
@@ -24,9 +25,12 @@ from social.posting import Posting
 from social.retweeting import Retweeting
 from social.uploads import Uploads
 from storage.accounts import PublicProfile
+from storage.likes import ViewerEngagement
 from storage.live_hub import LiveHub
 from storage.media import MediaLibrary
 from storage.tweet_cache import TweetRef
+from storage.tweet_counts import TweetCounts
+from storage.tweet_updates import TweetUpdatesHub
 from storage.tweets import Tweet
 
 K = TypeVar("K")
@@ -50,6 +54,9 @@ class Services:
     live: LiveHub
     media: MediaLibrary
     probes: dict[str, Callable[[], Awaitable[object]]]
+    # Engagement (likes, counts, viewer state, tweetUpdates)
+    engagement: Engagement
+    tweet_updates: TweetUpdatesHub
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -109,6 +116,24 @@ class RequestContext:
 
         return self._loader("viewer_follows", load)
 
+    @property
+    def tweet_counts(self) -> DataLoader[TweetRef, TweetCounts]:
+        """Engagement counts by (author, id): one MGET per batch (a feed page primes them)."""
+        return self._loader("tweet_counts", self.services.lookups.tweet_counts)
+
+    @property
+    def viewer_engagement(self) -> DataLoader[TweetRef, ViewerEngagement]:
+        """Whether the viewer liked and retweeted each tweet, one call on the viewer's node per
+        batch (the token checked once per batch); nothing for anonymous callers."""
+
+        async def load(refs: list[TweetRef]) -> list[ViewerEngagement]:
+            viewer = await self.optional_viewer_id()
+            if viewer is None:
+                return [ViewerEngagement()] * len(refs)
+            return await self.services.lookups.viewer_engagement(viewer, refs)
+
+        return self._loader("viewer_engagement", load)
+
     async def load_tweets(self, refs: list[TweetRef]) -> list[Tweet | None]:
         """Tweets by (author, id) through this request's loader (what the domain is given)."""
         return await self.tweets.load_many(refs)
@@ -117,12 +142,14 @@ class RequestContext:
         """Tweets of a page with their authors in one round trip, the authors primed into
         this request's profile loader (so `author` fields cost nothing more). While the caller
         is not yet authenticated, the same round trip checks their token (BadCredentials if it
-        no longer holds): a feed page on a cache hit costs the feed read and this."""
+        no longer holds): a feed page on a cache hit costs the feed read and this. The tweets'
+        counts come in the same round trip, primed too."""
         authenticating = self.claims() if self._viewer_id is None else None
-        tweets, profiles = await self.services.lookups.page(refs, authenticating)
+        tweets, profiles, counts = await self.services.lookups.page(refs, authenticating)
         if authenticating is not None:
             self._viewer_id = authenticating.user_id
         self.profiles.prime_many(profiles)
+        self.tweet_counts.prime_many(dict(zip(refs, counts, strict=True)))
         self.tweets.prime_many({ref: t for ref, t in zip(refs, tweets, strict=True) if t})
         return tweets
 

@@ -8,6 +8,7 @@ import binascii
 from graph.port import EdgeCursor
 from social.errors import InvalidInput
 from storage.feeds import FeedRef
+from storage.likes import LikeCursor
 
 _MAX_ID = 2**63 - 1
 
@@ -100,3 +101,14 @@ def parse_reply_cursor(token: str | None) -> tuple[int, int] | None:
         return None
     author_id, tweet_id = _parts(token, "reply", 2, "cursor")
     return author_id, tweet_id
+
+
+def like_cursor(cursor: LikeCursor) -> str:
+    return _b64(f"like:{cursor.liked_at_ms}:{cursor.ref.tweet_id}:{cursor.ref.author_id}")
+
+
+def parse_like_cursor(token: str | None) -> LikeCursor | None:
+    if token is None:
+        return None
+    at_ms, tweet_id, author_id = _parts(token, "like", 3, "cursor")
+    return LikeCursor(at_ms, FeedRef(tweet_id=tweet_id, author_id=author_id))

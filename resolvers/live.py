@@ -1,4 +1,5 @@
-"""The feedUpdates subscription: what a connected viewer's feed gains (and loses) as it happens.
+"""The feedUpdates subscription: what a connected viewer's feed gains (and loses) as it happens;
+and tweetUpdates: the engagement counts of the tweets a client shows, as they change.
 
 On subscribe with a cursor, the feed entries newer than it are replayed first (oldest first), so
 a client that reconnects misses nothing the feed still holds. Then live events follow, filtered by
@@ -11,17 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.websockets import WebSocketState
 
 from resolvers.context import RequestContext
+from social.engagement import watchable
 from social.errors import BadCredentials
 from social.feed import FeedItem
 from storage.feeds import FeedRef
 from storage.live_hub import LiveEvent
+from storage.tweet_cache import TweetRef
+from storage.tweet_counts import TweetCounts
 
+T = TypeVar("T")
 IDLE_CHECK_SECONDS = 1.0  # how often an idle subscription checks its client is still there
 
 
@@ -45,25 +51,33 @@ async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncItera
             for item in await home_feed.replay(viewer, after, ctx.load_tweets, ctx.viewer_id):
                 seen.add(item.ref)
                 yield item
-        recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
-        while True:
-            if not _connected(ctx):
-                # End as the cancellation that should have come (the transport expects it).
-                raise asyncio.CancelledError
-            try:
-                async with asyncio.timeout(min(IDLE_CHECK_SECONDS, _until(recheck_at))):
-                    event = await subscription.queue.get()
-            except TimeoutError:
-                if time.monotonic() >= recheck_at:
-                    await _recheck_token(ctx)
-                    recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
-                continue
+        async for event in _while_open(ctx, subscription.queue.get):
             await _recheck_token(ctx)
             update = await _to_update(ctx, viewer, event)
             if update is not None and (isinstance(update, Deleted) or update.ref not in seen):
                 yield update
     finally:
         await hub.leave(subscription)
+
+
+async def _while_open(ctx: RequestContext, get: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
+    """What `get` returns, one after another, while the socket is open; meanwhile the token is
+    re-checked when it expires and every TOKEN_RECHECK_SECONDS (the socket closes, 4401, if it
+    no longer holds)."""
+    recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
+    while True:
+        if not _connected(ctx):
+            # End as the cancellation that should have come (the transport expects it).
+            raise asyncio.CancelledError
+        try:
+            async with asyncio.timeout(min(IDLE_CHECK_SECONDS, _until(recheck_at))):
+                item = await get()
+        except TimeoutError:
+            if time.monotonic() >= recheck_at:
+                await _recheck_token(ctx)
+                recheck_at = time.monotonic() + _seconds_to_recheck(ctx)
+            continue
+        yield item
 
 
 def _connected(ctx: RequestContext) -> bool:
@@ -101,3 +115,21 @@ async def _recheck_token(ctx: RequestContext) -> None:
     """End the subscription (its socket closed, 4401) unless the token still holds."""
     if not await ctx.socket_still_authorized():
         raise BadCredentials("invalid or expired token")
+
+
+async def tweet_updates(
+    ctx: RequestContext, refs: list[TweetRef]
+) -> AsyncIterator[tuple[TweetRef, TweetCounts]]:
+    """The tweetUpdates subscription: the counts of `refs` now, then as they change, each tweet
+    at most once per TWEET_UPDATES_INTERVAL_SECONDS and always ending on its latest counts.
+    Public counts: the token is only re-checked periodically (the socket's own rules)."""
+    await ctx.viewer_id()
+    watched = watchable(refs, ctx.services.settings.tweet_updates_max_ids)
+    hub = ctx.services.tweet_updates
+    watch = await hub.watch(watched)
+    try:
+        async for due in _while_open(ctx, watch.updates.next):
+            for update in due:
+                yield update
+    finally:
+        hub.unwatch(watch)

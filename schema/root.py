@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from resolvers import accounts, feed, following, live, media, tweets
+from resolvers import accounts, engagement, feed, following, live, media, tweets
 from resolvers.context import RequestContext
 from resolvers.errors import NotFound
 from resolvers.ids import (
@@ -30,6 +30,7 @@ from schema.types import (
     PageInfo,
     Suggestion,
     TweetConnection,
+    TweetCountsUpdate,
     TweetDeleted,
     TweetEdge,
     TweetNode,
@@ -69,7 +70,7 @@ class Query:
         self, info: Ctx, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> TweetConnection:
         result = await feed.read_feed(info.context, first, parse_feed_cursor(after))
-        nodes = await tweet_nodes(info.context, [item.tweet for item in result.items])
+        nodes = await tweet_nodes(info.context, [item.tweet for item in result.items], info)
         retweeters = await retweeted_by(info.context, [item.retweeted_by for item in result.items])
         edges = [
             TweetEdge(cursor=feed_cursor(item.ref), node=node, retweeted_by=retweeter)
@@ -210,6 +211,17 @@ class Mutation:
         await tweets.delete_tweet(info.context, *parse_tweet_global_id(id))
         return id
 
+    # Engagement (issue 12): likes.
+    @strawberry.mutation(description="Like a tweet (idempotent: liking twice counts once).")
+    async def like(self, info: Ctx, tweet_id: strawberry.ID) -> TweetNode:
+        tweet = await engagement.like(info.context, *parse_tweet_global_id(tweet_id))
+        return (await tweet_nodes(info.context, [tweet]))[0]
+
+    @strawberry.mutation(description="Stop liking a tweet (idempotent); returns the tweet.")
+    async def unlike(self, info: Ctx, tweet_id: strawberry.ID) -> TweetNode:
+        tweet = await engagement.unlike(info.context, *parse_tweet_global_id(tweet_id))
+        return (await tweet_nodes(info.context, [tweet]))[0]
+
 
 @strawberry.type
 class Subscription:
@@ -243,3 +255,22 @@ class Subscription:
         ref = parse_media_global_id(id)
         async for status in media.media_processing(info.context, ref):
             yield MediaProcessing.of(status, ref[0])
+
+    @strawberry.subscription(
+        description="The engagement counts of the tweets you show (1 to TWEET_UPDATES_MAX_IDS, "
+        "100 by default): their counts now, then each change, at most one update per tweet "
+        "per second, always ending on the latest counts."
+    )
+    async def tweet_updates(
+        self, info: Ctx, ids: list[strawberry.ID]
+    ) -> AsyncGenerator[TweetCountsUpdate, None]:
+        limit = info.context.services.settings.tweet_updates_max_ids
+        refs = [parse_tweet_global_id(i) for i in ids[: limit + 1]]  # more: refused as more
+        async for (author_id, tweet_id), counts in live.tweet_updates(info.context, refs):
+            yield TweetCountsUpdate(
+                tweet_id=strawberry.ID(tweet_global_id(author_id, tweet_id)),
+                reply_count=counts.replies,
+                retweet_count=counts.retweets,
+                quote_count=counts.quotes,
+                like_count=counts.likes,
+            )

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from graph.port import EdgeCursor, EdgePage
-from resolvers import following, tweets
+from resolvers import engagement, following, tweets
 from resolvers.context import RequestContext
+from resolvers.engagement import NOT_LOADABLE, node_engagement
 from resolvers.ids import (
     edge_cursor,
+    like_cursor,
     media_global_id,
     parse_edge_cursor,
+    parse_like_cursor,
     parse_reply_cursor,
     parse_timeline_cursor,
     reply_cursor,
@@ -25,9 +29,19 @@ from resolvers.ids import (
 )
 from storage.accounts import PublicProfile
 from storage.media import MediaState, MediaStatus
+from storage.tweet_cache import TweetRef
 from storage.tweets import MediaItem, Tweet, TweetId
 
 DEFAULT_PAGE_SIZE = 20
+# TweetNode's engagement fields and the names of the values that fill them
+ENGAGEMENT_FIELDS = {
+    "reply_count": "replies",
+    "retweet_count": "retweets",
+    "quote_count": "quotes",
+    "like_count": "likes",
+    "viewer_has_liked": "liked",
+    "viewer_has_retweeted": "retweeted",
+}
 
 
 @strawberry.type
@@ -95,7 +109,7 @@ class User:
         found, page = await tweets.timeline(
             info.context, self.profile.user_id, first, parse_timeline_cursor(after)
         )
-        nodes = await tweet_nodes(info.context, [entry.tweet for _, entry in found])
+        nodes = await tweet_nodes(info.context, [entry.tweet for _, entry in found], info)
         retweeter = User.of(self.profile)
         edges = [
             TweetEdge(
@@ -128,6 +142,28 @@ class User:
         after: str | None = None,
     ) -> UserConnection:
         return await user_connection(info.context, following.following, self.profile, first, after)
+
+    @strawberry.field(
+        description="The tweets this user liked, most recent like first (deleted ones left out)."
+    )
+    async def likes(
+        self,
+        info: Info[RequestContext, None],
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> TweetConnection:
+        page = await engagement.likes(
+            info.context, self.profile.user_id, first, parse_like_cursor(after)
+        )
+        nodes = await tweet_nodes(info.context, [tweet for _, tweet in page.items], info)
+        edges = [
+            TweetEdge(cursor=like_cursor(cursor), node=node)
+            for (cursor, _), node in zip(page.items, nodes, strict=True)
+        ]
+        end = like_cursor(page.end_cursor) if page.end_cursor else None
+        return TweetConnection(
+            edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end)
+        )
 
 
 @strawberry.interface(
@@ -227,7 +263,21 @@ class TweetNode:
     author: User
 
     @classmethod
-    def of(cls, tweet: Tweet, author: User, *, embedded: bool = False) -> TweetNode:
+    def of(
+        cls,
+        tweet: Tweet,
+        author: User,
+        engagement: dict[str, object] | None = None,
+        *,
+        embedded: bool = False,
+    ) -> TweetNode:
+        """`engagement`: resolvers.engagement.node_engagement's values (tweet_nodes passes
+        them); without it, selecting a count fails loudly. `embedded`: shown inside another
+        tweet, so it embeds no further."""
+        values = engagement or {}
+        engagement_values: dict[str, Any] = {
+            field: values.get(name, NOT_LOADABLE) for field, name in ENGAGEMENT_FIELDS.items()
+        }
         return cls(
             id=strawberry.ID(tweet_global_id(tweet.author_id, tweet.tweet_id)),
             text=tweet.text,
@@ -236,9 +286,27 @@ class TweetNode:
             hashtags=list(tweet.hashtags),
             media=[Media.of(item, tweet.author_id) for item in tweet.media],
             author=author,
+            ref=(tweet.author_id, tweet.tweet_id),
+            **engagement_values,
             source=tweet,
             embedded=embedded,
         )
+
+    # Engagement (issue 12): plain fields (no resolver runs per tweet), filled by `of` with
+    # values a page prefetched or with awaitables that load them only if selected.
+    ref: strawberry.Private[TweetRef]
+    reply_count: int = strawberry.field(description="How many replies this tweet has.")
+    retweet_count: int = strawberry.field(
+        description="How many times this tweet was retweeted (quotes not included)."
+    )
+    quote_count: int = strawberry.field(description="How many tweets quote this one.")
+    like_count: int = strawberry.field(description="How many users like this tweet.")
+    viewer_has_liked: bool = strawberry.field(
+        description="Whether the caller likes this tweet; false when anonymous."
+    )
+    viewer_has_retweeted: bool = strawberry.field(
+        description="Whether the caller retweeted this tweet; false when anonymous."
+    )
 
     # Conversations, quotes and retweets (issue 12): linked tweets load in one batch per level.
     source: strawberry.Private[Tweet | None] = None
@@ -282,7 +350,7 @@ class TweetNode:
         found, more, end = await tweets.replies(
             info.context, parent, first, parse_reply_cursor(after)
         )
-        nodes = await tweet_nodes(info.context, found)
+        nodes = await tweet_nodes(info.context, found, info)
         edges = [
             TweetEdge(cursor=reply_cursor((t.author_id, t.tweet_id)), node=node)
             for t, node in zip(found, nodes, strict=True)
@@ -320,7 +388,8 @@ async def tweet_reference(
     if found is not None and not embedded:
         profile = await ctx.profiles.load(found.author_id)
         assert profile is not None  # accounts are never deleted while their tweets exist
-        node = TweetNode.of(found, User.of(profile), embedded=True)
+        engagement = node_engagement(ctx, (found.author_id, found.tweet_id))
+        node = TweetNode.of(found, User.of(profile), engagement, embedded=True)
     return TweetReference(
         id=strawberry.ID(tweet_global_id(*ref)), deleted=found is None, tweet=node
     )
@@ -431,12 +500,45 @@ async def retweeted_by(ctx: RequestContext, user_ids: list[int | None]) -> list[
     return [None if p is None else User.of(p) for p in found]
 
 
-async def tweet_nodes(ctx: RequestContext, found: list[Tweet]) -> list[TweetNode]:
+@strawberry.type(description="The engagement counts of a watched tweet, as they now are.")
+class TweetCountsUpdate:
+    tweet_id: strawberry.ID = strawberry.field(description="The tweet these counts are of.")
+    reply_count: int = strawberry.field(description="As Tweet.replyCount.")
+    retweet_count: int = strawberry.field(description="As Tweet.retweetCount.")
+    quote_count: int = strawberry.field(description="As Tweet.quoteCount.")
+    like_count: int = strawberry.field(description="As Tweet.likeCount.")
+
+
+async def tweet_nodes(
+    ctx: RequestContext, found: list[Tweet], page: Info[RequestContext, None] | None = None
+) -> list[TweetNode]:
     """Nodes for tweets by any authors, the authors' profiles fetched in one batch (from this
-    request's loader, which a page read may have filled already)."""
+    request's loader, which a page read may have filled already). With `page` (the list
+    field's info), the counts and viewer state it selects are loaded for all of them first."""
+    if page is not None:
+        await prefetch_engagement(page, found)
     profiles = await ctx.profiles.load_many([t.author_id for t in found])
     nodes = []
     for tweet, profile in zip(found, profiles, strict=True):
         assert profile is not None  # accounts are never deleted while their tweets exist
-        nodes.append(TweetNode.of(tweet, User.of(profile)))
+        engagement = node_engagement(ctx, (tweet.author_id, tweet.tweet_id))
+        nodes.append(TweetNode.of(tweet, User.of(profile), engagement))
     return nodes
+
+
+def selected_names(info: Info[RequestContext, None]) -> set[str]:
+    """Every field name selected anywhere under the field being resolved (fragments included)."""
+    names: set[str] = set()
+    pending = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        pending.extend(selection.selections)
+    return names
+
+
+async def prefetch_engagement(info: Info[RequestContext, None], found: list[Tweet]) -> None:
+    """A page's counts and viewer state in one batch each, if the page's selection asks."""
+    refs = [(t.author_id, t.tweet_id) for t in found]
+    await engagement.prefetch(info.context, refs, selected_names(info))

@@ -7,8 +7,11 @@ from auth.tokens import Claims
 from graph.port import FollowCounts, SocialGraph
 from social.accounts import Accounts
 from storage.accounts import AccountStore, PublicProfile
+from storage.feeds import FeedRef
+from storage.likes import LikeStore, ViewerEngagement
 from storage.page_documents import PageDocumentReader
 from storage.tweet_cache import TweetCache, TweetRef
+from storage.tweet_counts import TweetCounters, TweetCounts
 from storage.tweets import Tweet, TweetStore
 
 
@@ -21,12 +24,16 @@ class Lookups:
         tweet_cache: TweetCache,
         graph: SocialGraph,
         pages: PageDocumentReader,
+        counters: TweetCounters,
+        likes: LikeStore,
     ) -> None:
         self._accounts = accounts
         self._tweets = tweets
         self._cache = tweet_cache
         self._graph = graph
         self._pages = pages
+        self._counters = counters
+        self._likes = likes
 
     async def profiles(self, user_ids: list[int]) -> list[PublicProfile | None]:
         found = await self._accounts.profiles(user_ids)
@@ -41,17 +48,25 @@ class Lookups:
 
     async def page(
         self, refs: list[TweetRef], authenticating: Claims | None
-    ) -> tuple[list[Tweet | None], dict[int, PublicProfile]]:
-        """A page's tweets (as `tweets`) with their authors' profiles, and with `authenticating`
-        the check that the token still holds (BadCredentials if not): all in one round trip
-        per shard."""
+    ) -> tuple[list[Tweet | None], dict[int, PublicProfile], list[TweetCounts]]:
+        """A page's tweets (as `tweets`) with their authors' profiles and their counts, and with
+        `authenticating` the check that the token still holds (BadCredentials if not): all in
+        one round trip per shard."""
         found, missing, read_started_at = self._cached(refs)
         viewer = authenticating.user_id if authenticating is not None else None
-        read = await self._pages.read(missing, [author for author, _ in refs], viewer)
+        read = await self._pages.read(missing, [author for author, _ in refs], viewer, refs)
         if authenticating is not None and read.viewer is not None:
             Accounts.check_token(authenticating, read.viewer.exists, read.viewer.token_version)
         self._remember(found, missing, read.tweets, read_started_at)
-        return [found[ref] for ref in refs], read.profiles
+        return [found[ref] for ref in refs], read.profiles, read.counts
+
+    async def tweet_counts(self, refs: list[TweetRef]) -> list[TweetCounts]:
+        """Engagement counts by (author, id): one round trip per shard."""
+        return await self._counters.read(refs)
+
+    async def viewer_engagement(self, viewer: int, refs: list[TweetRef]) -> list[ViewerEngagement]:
+        """Whether `viewer` liked and retweeted each tweet: one call on the viewer's node."""
+        return await self._likes.viewer_engagement(viewer, [FeedRef(t, a) for a, t in refs])
 
     def _cached(
         self, refs: list[TweetRef]

@@ -35,7 +35,6 @@ from storage.presence import HUB_CHANNEL, Presence, live_channel, viewer_of_chan
 from storage.redis_clients import FeedRedis
 
 QUEUE_SIZE = 100
-RECONNECT_DELAY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -198,18 +197,8 @@ class LiveHub:
             subscription.offer(event)
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                message = await self._listener.next_message(wait=1.0)
-                if message is not None:
-                    self._dispatch(*message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # resubscribe after a dropped connection; events meanwhile are lost
-                log.warning("live hub lost its pub/sub connection", exc_info=True)
-                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-                with contextlib.suppress(Exception):  # else: the next failure tries again
-                    await self._listener.resubscribe()
+        # Events published while the connection was down are lost (resubscribe with a cursor).
+        await pubsub.dispatch_forever(self._listener, self._dispatch, what="live hub")
 
     async def _heartbeat(self) -> None:
         while True:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -27,6 +29,9 @@ from redis.backoff import NoBackoff
 from storage.redis_clients import RedisClient, node_of, refresh_slot_map
 
 Message = tuple[str, bytes]  # channel, data
+RECONNECT_DELAY_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 def publish_command(client: RedisClient) -> str:
@@ -226,3 +231,30 @@ class _ShardedListener:
 
     async def aclose(self) -> None:
         await self._close_connections()
+
+
+async def dispatch_forever(
+    listener: Listener,
+    dispatch: Callable[[str, bytes], None],
+    *,
+    what: str,
+    after_reconnect: Callable[[], Awaitable[object]] | None = None,
+) -> None:
+    """Hand every message of `listener` to `dispatch`, for ever (until cancelled). A dropped
+    connection is logged (`what` lost it), then after RECONNECT_DELAY_SECONDS the listener
+    subscribes again and `after_reconnect` makes up for what was missed meanwhile; if that
+    fails too, the next failure tries again."""
+    while True:
+        try:
+            message = await listener.next_message(wait=1.0)
+            if message is not None:
+                dispatch(*message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("%s lost its pub/sub connection", what, exc_info=True)
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            with contextlib.suppress(Exception):
+                await listener.resubscribe()
+                if after_reconnect is not None:
+                    await after_reconnect()

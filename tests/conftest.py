@@ -129,6 +129,7 @@ def cheap_settings(**overrides: object) -> Settings:
         rate_logins_per_account=UNLIMITED,
         rate_signups=UNLIMITED,
         rate_media_uploads=UNLIMITED,
+        rate_likes=UNLIMITED,
     )
     return replace(base, **overrides)
 

@@ -1,6 +1,7 @@
 """A page of 100 tweets with their authors costs a constant number of Redis commands (DataLoaders
 batch the documents and the profiles), and a feed page on a cache hit two round trips: counted
-on the server with MONITOR."""
+on the server with MONITOR. Engagement counts and the viewer's state add a constant number too
+(on a feed page: the counts ride in its MGET, the viewer's state is one script)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from storage.accounts import AccountStore, Profile
 from storage.redis_clients import open_redis
 from storage.tweets import Tweet, TweetStore
 from tests.gql import FEED, FEED_ENTRIES, FOLLOW, RETWEET, gql, sign_up, tweet
+from tests.test_likes import LIKE
 
 START, END = "round-trips-start", "round-trips-end"
 
@@ -129,7 +131,7 @@ async def read_twice(
     log.mark(END)
     await asyncio.to_thread(log.close)
     assert again == first
-    return again, [line.split()[0].upper() for line in log.lines if "idgen:worker:" not in line]
+    return again, app_commands(log)
 
 
 async def test_a_feed_page_with_retweets_costs_one_more_round_trip(
@@ -152,3 +154,98 @@ async def test_a_feed_page_with_retweets_costs_one_more_round_trip(
     # The feed script, the MGET of the page (retweets, authors, token), then one MGET of the
     # originals with their authors, whatever the number of retweets.
     assert commands == ["EVALSHA", "MGET", "MGET"], commands
+
+
+ENGAGEMENT_FIELDS = "replyCount retweetCount quoteCount likeCount viewerHasLiked viewerHasRetweeted"
+
+
+CONNECTING = {"PING", "HELLO", "CLIENT"}  # a new pooled connection's set-up, not the request's
+
+
+def app_commands(log: CommandLog) -> list[str]:
+    """The commands of the request (not the id lease's renewals nor connection set-up)."""
+    commands = [line.split()[0].upper() for line in log.lines if "idgen:worker:" not in line]
+    return [command for command in commands if command not in CONNECTING]
+
+
+async def test_hundred_tweets_with_counts_and_viewer_state_cost_constant_commands(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    refs = await seed(settings, 100)
+    token, _ = await sign_up(client, "viewer")
+    await gql(client, LIKE, {"id": tweet_global_id(*refs[7])}, token=token)
+    fields = " ".join(
+        f't{i}: tweet(id: "{tweet_global_id(a, t)}") {{ text {ENGAGEMENT_FIELDS} }}'
+        for i, (a, t) in enumerate(refs)
+    )
+    for viewer in (None, token):
+        log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
+        log.mark(START)
+        data = await gql(client, f"{{ {fields} }}", token=viewer)
+        log.mark(END)
+        await asyncio.to_thread(log.close)
+        assert len(data) == 100 and data["t7"]["likeCount"] == 1
+        assert data["t7"]["viewerHasLiked"] is (viewer is not None)
+        assert not any(data[f"t{i}"]["viewerHasLiked"] for i in range(100) if i != 7)
+        # Tweets (the second time from the process cache), their authors, their counts; with a
+        # viewer also the token check (GET and EXISTS, pipelined) and one script on the
+        # viewer's node for all 100 tweets.
+        expected = ["MGET"] * 3 if viewer is None else ["MGET"] * 2 + ["GET", "EXISTS", "EVALSHA"]
+        assert sorted(app_commands(log)) == sorted(expected), [ln[:60] for ln in log.lines]
+
+
+async def test_a_feed_page_with_counts_and_viewer_state_costs_one_more_round_trip(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    viewer, _ = await sign_up(client, "reader")
+    token, author_id = await sign_up(client, "author")
+    posted = [await tweet(client, token, f"t{k}") for k in range(20)]
+    await gql(client, FOLLOW, {"id": author_id}, token=viewer)
+    for n in (3, 11):
+        await gql(client, LIKE, {"id": posted[n]["id"]}, token=viewer)
+    query = (
+        "query($first: Int!) { feed(first: $first) { edges { node { id text author { username } "
+        + ENGAGEMENT_FIELDS
+        + " } } } }"
+    )
+    await gql(client, query, {"first": 20}, token=viewer)  # builds the feed
+    log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
+    log.mark(START)
+    page = await gql(client, query, {"first": 20}, token=viewer)
+    log.mark(END)
+    await asyncio.to_thread(log.close)
+    nodes = [edge["node"] for edge in page["feed"]["edges"]]
+    assert len(nodes) == 20
+    liked = {node["text"] for node in nodes if node["viewerHasLiked"]}
+    assert liked == {"t3", "t11"}
+    assert {node["text"]: node["likeCount"] for node in nodes}["t3"] == 1
+    # The feed script; one MGET: documents, counts, authors, token; the viewer's state.
+    assert app_commands(log) == ["EVALSHA", "MGET", "EVALSHA"], [ln[:60] for ln in log.lines]
+
+
+async def test_a_timeline_page_with_counts_and_viewer_state_costs_constant_commands(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    token, _ = await sign_up(client, "author")
+    for k in range(30):
+        await tweet(client, token, f"t{k}")
+    query = (
+        'query { user(username: "author") { tweets(first: 30) { edges { node { text '
+        + ENGAGEMENT_FIELDS
+        + " } } } } }"
+    )
+    for viewer in (token, None):
+        await gql(client, query, token=viewer)  # warm: the scripts loaded, the tweets cached
+        log = await asyncio.to_thread(CommandLog, settings.documents_redis_url)
+        log.mark(START)
+        data = await gql(client, query, token=viewer)
+        log.mark(END)
+        await asyncio.to_thread(log.close)
+        assert len(data["user"]["tweets"]["edges"]) == 30
+        commands = app_commands(log)
+        # The username and profile, the timeline (the documents come from the process cache),
+        # the counts; with a viewer its token check and its state.
+        expected = ["GET", "MGET", "ZRANGE", "MGET"]
+        if viewer is not None:
+            expected += ["GET", "EXISTS", "EVALSHA"]
+        assert sorted(commands) == sorted(expected), [ln[:60] for ln in log.lines]
