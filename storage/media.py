@@ -289,18 +289,27 @@ class MediaLibrary:
         ttl = self._url_ttl_seconds()
         return await self.objects.presigned_part(incoming, record["upload_id"], part_number, ttl)
 
-    async def upload_limit(self, owner_id: int, media_id: int) -> int:
-        """How many bytes an upload URL of this media may still receive: 0 unless its record is
+    async def upload_limit(
+        self, owner_id: int, media_id: int, part_number: int | None = None
+    ) -> int:
+        """How many bytes an upload URL of this media may receive: 0 unless its record is
         pending (not being verified or processed, published or attached) and has not expired;
-        else MEDIA_MAX_BYTES, or VIDEO_MAX_BYTES for a video (its part size for a part)."""
-        status, expires, kind, part_size = await self._redis.hmget(
-            media_key(owner_id, media_id), ["status", "expires_at_ms", "kind", "part_size"]
+        else the declared size (`byteSize`), or for a part of a multipart upload, that part's
+        share of it (the part size; the last part, what is left). Called when the body starts
+        and again once it is complete, before it is kept (a slow upload may outlive its
+        media's pending state)."""
+        status, expires, declared, part_size, part_count = await self._redis.hmget(
+            media_key(owner_id, media_id),
+            ["status", "expires_at_ms", "declared_bytes", "part_size", "part_count"],
         )
         if status != b"pending" or int(expires or 0) <= time.time() * 1000:
             return 0
-        if kind != b"video":
-            return self.max_bytes
-        return int(part_size) if part_size else self.video.max_bytes
+        if part_number is None or not part_size:
+            return int(declared or 0) if part_number is None else 0
+        size, count = int(part_size), int(part_count or 0)
+        if not 1 <= part_number <= count:
+            return 0
+        return size if part_number < count else int(declared or 0) - size * (count - 1)
 
     async def kinds(self, owner_id: int, media_ids: list[int]) -> list[str | None]:
         """Each media item's kind ("image" or "video"), None for no such record."""
