@@ -30,6 +30,7 @@ DEVELOPMENT_DEFAULTS = {
     "RATE_LOGINS_PER_ACCOUNT": "1000/900",
     "RATE_SIGNUPS": "1000/3600",
     "RATE_MEDIA_UPLOADS": "1000/60",
+    "RATE_MEDIA_COMPLETES": "1000/60",
 }
 
 
@@ -211,6 +212,7 @@ class Settings:
     login_delay_max_seconds: float = 10.0  # ...by a delay doubling from 1 s up to this
     rate_signups: str = "5/3600"  # per IP
     rate_media_uploads: str = "30/60"  # createMediaUpload per user
+    rate_media_completes: str = "60/60"  # completeMediaUpload per user
 
     def __post_init__(self) -> None:
         if self.web_concurrency < 0:

@@ -12,8 +12,9 @@ Keys (this module is their only writer, apart from the tweet script that marks r
 Image status: pending -> verifying (one request holds the claim) -> published -> attached; a
 failed verification returns it to pending (the client may upload again), and the clean-up job
 moves anything unattached to purging before it deletes the objects.
-Video records also hold kind=video, attempts, and once processed poster_key, duration_ms; or a
-reason once failed; a multipart upload adds upload_id, part_size, part_count. Video status:
+Video records also hold kind=video, attempts, sent_at_ms (when a processing job was last sent),
+and once processed poster_key, duration_ms; or a reason once failed; a multipart upload adds
+upload_id, part_size, part_count. Video status:
 pending (uploading) -> queued (the client completed the upload; a job is queued) -> processing
 (a worker holds a lease, `claim`/`claim_until_ms`, which it renews while the sandbox runs) ->
 published (READY) | failed (with `reason`: final, the objects are gone) -> attached. A worker
@@ -397,9 +398,11 @@ class MediaLibrary:
 
     async def complete_upload(self, owner_id: int, media_id: int) -> bool:
         """The client finished uploading a video: join its parts (multipart) and queue it.
-        True if this call queued it (the caller sends the processing job), also when it was
-        queued before (a repeated completion re-sends the job: harmless, a lease keeps one
-        worker on it); False if it is past that. Raises MediaNotFound or MediaInvalid."""
+        True if the caller must send the processing job: this call queued it, or it has waited
+        queued (or under a lapsed lease) for a lease period since the last job was sent (a lost
+        message is recovered; repeated completions do not flood the queue); False otherwise.
+        Concurrent completions are safe: the parts are joined once. Raises MediaNotFound or
+        MediaInvalid."""
         record = await self._record(owner_id, media_id)
         if record.get("status") == "pending" and "upload_id" in record:
             incoming = incoming_object(owner_id, media_id)
@@ -416,7 +419,10 @@ class MediaLibrary:
             stored = await self.objects.stat(incoming_object(owner_id, media_id))
             if stored is None:
                 raise MediaInvalid(media_id, "has not been uploaded")
-        verdict = await self._complete(keys=[media_key(owner_id, media_id)], args=[_now_ms()])
+        resend_ms = int(self.video.lease_seconds * 1000)
+        verdict = await self._complete(
+            keys=[media_key(owner_id, media_id)], args=[_now_ms(), resend_ms]
+        )
         verdict = verdict.decode()
         if verdict == "missing":
             raise MediaNotFound(media_id, "does not exist")
@@ -424,7 +430,7 @@ class MediaLibrary:
             raise MediaInvalid(media_id, "is an image: images need no completion")
         if verdict == "expired":
             raise MediaInvalid(media_id, "has expired: upload it again")
-        return verdict in ("queued", "processing")
+        return verdict in ("send", "resend")
 
     async def process_video(self, owner_id: int, media_id: int) -> MediaState | None:
         """The worker's job: take the lease, check and clean the upload in the sandbox, publish

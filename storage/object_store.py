@@ -327,12 +327,21 @@ class LocalObjectStore:
             return missing
 
         def join() -> None:
-            partial = self._path(key + ".partial")
-            with partial.open("wb") as out:
-                for number in range(1, part_count + 1):
-                    with (parts / str(number)).open("rb") as part:
-                        shutil.copyfileobj(part, out, 1024 * 1024)
-            partial.replace(self._path(key))
+            # Concurrent completions each join into their own side file; the first to finish
+            # renames it into place and removes the parts, and a later one that then misses a
+            # part gets MissingObject (completed before: the caller reads the object's stat).
+            target = self._path(key)
+            partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
+            try:
+                with partial.open("wb") as out:
+                    for number in range(1, part_count + 1):
+                        with (parts / str(number)).open("rb") as part:
+                            shutil.copyfileobj(part, out, 1024 * 1024)
+                partial.replace(target)
+            except FileNotFoundError:
+                raise MissingObject(key) from None
+            finally:
+                partial.unlink(missing_ok=True)
             shutil.rmtree(parts, ignore_errors=True)
 
         await asyncio.to_thread(join)

@@ -125,6 +125,7 @@ def cheap_settings(**overrides: object) -> Settings:
         rate_logins_per_account=UNLIMITED,
         rate_signups=UNLIMITED,
         rate_media_uploads=UNLIMITED,
+        rate_media_completes=UNLIMITED,
     )
     return replace(base, **overrides)
 
