@@ -32,9 +32,10 @@ def own_media(viewer: int, ref: tuple[int, int]) -> int:
 
 
 def _refused(owner: int, exc: MediaError) -> MediaMissing | MediaUnusable:
+    """The refusal of an operation on one media item, whose argument is `id`."""
     if isinstance(exc, MediaNotFound):
-        return MediaMissing(owner, exc.media_id, exc.reason)
-    return MediaUnusable(owner, exc.media_id, exc.reason)
+        return MediaMissing(owner, exc.media_id, exc.reason, field="id")
+    return MediaUnusable(owner, exc.media_id, exc.reason, field="id")
 
 
 class Uploads:
@@ -117,5 +118,5 @@ class Uploads:
         media_id = own_media(viewer, ref)
         found = await self._media.status(viewer, media_id)
         if found is None:
-            raise MediaMissing(viewer, media_id, "does not exist")
+            raise MediaMissing(viewer, media_id, "does not exist", field="id")
         return found
