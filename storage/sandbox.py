@@ -79,5 +79,9 @@ class Sandbox:
             raise SandboxRefused(TOO_COSTLY)
         result: dict[str, Any] = json.loads(header)
         if "error" in result:
+            # The reason is short and fixed (it reaches the client); what the library said
+            # (paths, errno numbers, decoder log lines) is only logged.
+            if result.get("detail"):
+                log.info("sandbox %s refused: %s", script.rsplit("/", 1)[-1], result["detail"])
             raise SandboxRefused(result["error"])
         return result, body

@@ -5,11 +5,16 @@ H.264 stream can change its dimensions after its header. Tiny clips (16x16), tig
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import av
 import pytest
 
+from storage import videos
+from storage.media import VideoLimits as MediaVideoLimits
+from storage.media import video_child_args
+from storage.sandbox import ChildLimits, Sandbox, SandboxRefused
 from storage.videos import InvalidVideo, VideoLimits, clean_copy
 from tests.videos import (
     burst_clip,
@@ -102,3 +107,25 @@ def test_a_burst_of_frames_above_the_rate_limit_is_refused(tmp_path: Path) -> No
     reason = refused(tmp_path, burst_clip(burst=40, then_seconds=10), limits)
     assert "more than 10 frames within one second" in reason, reason
     assert run(tmp_path, burst_clip(burst=10, then_seconds=3), limits)["path"] == "remux"
+
+
+async def test_a_refusal_reason_is_fixed_text_and_the_details_are_only_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the sandbox, as the worker runs it: the reason a client reads names no path,
+    errno or decoder message; the server's log has them."""
+    source = tmp_path / "upload"
+    source.write_bytes(clip(width=16, height=16, seconds=1)[:200])  # cut inside its header
+    out = tmp_path / "out"
+    out.mkdir()
+    limits = ChildLimits(2048 * 1024 * 1024, 30, 60.0, 1)
+    video = MediaVideoLimits(
+        max_bytes=10**6, max_seconds=2.0, max_width=32, max_height=32, max_fps=10.0,
+        max_pending_bytes=10**6, multipart_threshold_bytes=10**6, part_bytes=10**6,
+        process=limits, max_attempts=1, lease_seconds=1.0,
+    )  # fmt: skip
+    caplog.set_level(logging.INFO, logger="storage.sandbox")
+    with pytest.raises(SandboxRefused) as refused:
+        await Sandbox(limits).run(videos.__file__, video_child_args(source, out, video, 200))
+    assert str(refused.value) == "cannot be read as a video"
+    assert str(source) in caplog.text and "Invalid data" in caplog.text
