@@ -31,7 +31,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import secrets
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -59,6 +61,10 @@ MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part (but the last)
 # the upload, plus a margin (a transcode of a tiny, very compressed file grows).
 OUTPUT_GROWTH = 4
 OUTPUT_MARGIN_BYTES = 64 * 1024 * 1024
+# Each processing run works in a folder of its own, `<pid>-<random>`, under this one in the
+# system's temporary folder; a worker killed mid-run leaves its folder behind, and the next
+# worker process to start processing removes the folders of processes no longer alive.
+VIDEO_WORK_DIR = Path(tempfile.gettempdir()) / "video-work"
 # A claim outlives the verification it covers (the sandbox's timeout) by this much, so a request
 # that died mid-verification blocks its media only briefly.
 CLAIM_MARGIN_SECONDS = 60
@@ -223,6 +229,7 @@ class MediaLibrary:
         self._renew = lua.register(client, "media_renew")
         self.video = video
         self._video_sandbox = Sandbox(video.process)
+        self._swept = False
 
     def public_url(self, key: str) -> str:
         return f"{self._cdn_base_url}/{key}"
@@ -492,7 +499,11 @@ class MediaLibrary:
         declared = int(record["declared_bytes"])
         if stored.size > declared or stored.size > self.video.max_bytes:
             return f"it is larger than declared ({declared} bytes)"
-        with tempfile.TemporaryDirectory(prefix="video-") as folder:
+        if not self._swept:
+            self._swept = True
+            await asyncio.to_thread(sweep_stale_work, VIDEO_WORK_DIR)
+        VIDEO_WORK_DIR.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=VIDEO_WORK_DIR) as folder:
             source, out = Path(folder) / "upload", Path(folder) / "out"
             out.mkdir()
             await self.objects.download(incoming, source)
@@ -599,6 +610,28 @@ def video_child_args(source: Path, out: Path, limits: VideoLimits, size: int) ->
     growth = size * OUTPUT_GROWTH + OUTPUT_MARGIN_BYTES
     bounds = (limits.max_width, limits.max_height, limits.max_seconds, limits.max_fps, growth)
     return [str(source), str(out), *map(str, bounds)]
+
+
+def sweep_stale_work(root: Path) -> list[str]:
+    """Remove the work folders (`<pid>-...`) under `root` whose process is gone; their
+    names."""
+    removed = []
+    for folder in root.glob("*-*") if root.is_dir() else []:
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _now_ms() -> int:
