@@ -324,6 +324,8 @@ class LocalObjectStore:
             raise MissingObject(key)
         missing = [n for n in range(1, part_count + 1) if not (parts / str(n)).is_file()]
         if missing:
+            if self._path(key).is_file():  # a concurrent completion joined them and is
+                raise MissingObject(key)  # removing the parts (it renamed the object first)
             return missing
 
         def join() -> None:
