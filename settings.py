@@ -32,6 +32,7 @@ DEVELOPMENT_DEFAULTS = {
     "RATE_SIGNUPS": "1000/3600",
     "RATE_MEDIA_UPLOADS": "1000/60",
     "RATE_LIKES": "1000/60",
+    "RATE_MEDIA_COMPLETES": "1000/60",
 }
 
 
@@ -214,12 +215,14 @@ class Settings:
     login_delay_max_seconds: float = 10.0  # ...by a delay doubling from 1 s up to this
     rate_signups: str = "5/3600"  # per IP
     rate_media_uploads: str = "30/60"  # createMediaUpload per user
-    # Engagement (issue 12): likes and unlikes per user (RATE_RETWEETS, RATE_REPLIES: the same
-    # shape); tweetUpdates watches 1..TWEET_UPDATES_MAX_IDS tweets and sends each at most once
-    # per TWEET_UPDATES_INTERVAL_SECONDS (API processes publish a tweet's counts as often)
+    # Engagement (issue 12): likes and unlikes per user (retweets: RATE_RETWEETS; replies and
+    # quotes are tweets: RATE_TWEETS); tweetUpdates watches 1..TWEET_UPDATES_MAX_IDS tweets and
+    # sends each at most once per TWEET_UPDATES_INTERVAL_SECONDS (API processes publish a
+    # tweet's counts as often)
     rate_likes: str = "300/60"
     tweet_updates_max_ids: int = 100
     tweet_updates_interval_seconds: float = 1.0
+    rate_media_completes: str = "60/60"  # completeMediaUpload per user
 
     def __post_init__(self) -> None:
         if self.web_concurrency < 0:

@@ -343,6 +343,7 @@ def _api_services(
             max_bytes=settings.media_max_bytes,
             max_pending_bytes=settings.media_max_pending_bytes,
             rate=settings.rate_media_uploads,
+            complete_rate=settings.rate_media_completes,
         ),
         lookups=Lookups(
             accounts=stores.accounts,

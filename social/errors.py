@@ -40,10 +40,13 @@ class TryAgain(DomainError):
 class MediaRefused(DomainError):
     """A media item cannot be attached. `owner_id` and `media_id` name it (None: the store
     could not say which of the tweet's items); `reason` completes "<the item> ...". The
-    boundary names the item by the id the client sent."""
+    boundary names the item by the id the client sent; `field` names the argument that
+    carried it (`mediaIds` of createTweet, `id` of the operations on one media item)."""
 
-    def __init__(self, owner_id: int, media_id: int | None, reason: str) -> None:
-        super().__init__(f"media {media_id} {reason}", field="mediaIds")
+    def __init__(
+        self, owner_id: int, media_id: int | None, reason: str, *, field: str = "mediaIds"
+    ) -> None:
+        super().__init__(f"media {media_id} {reason}", field=field)
         self.owner_id = owner_id
         self.media_id = media_id
         self.reason = reason

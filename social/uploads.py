@@ -32,15 +32,16 @@ def own_media(viewer: int, ref: tuple[int, int]) -> int:
 
 
 def _refused(owner: int, exc: MediaError) -> MediaMissing | MediaUnusable:
+    """The refusal of an operation on one media item, whose argument is `id`."""
     if isinstance(exc, MediaNotFound):
-        return MediaMissing(owner, exc.media_id, exc.reason)
-    return MediaUnusable(owner, exc.media_id, exc.reason)
+        return MediaMissing(owner, exc.media_id, exc.reason, field="id")
+    return MediaUnusable(owner, exc.media_id, exc.reason, field="id")
 
 
 class Uploads:
     """Uploads of at most `max_bytes` (`video_max_bytes` for a video), `rate` ("N/S") per
-    user, and at most `max_pending_bytes` of a user's uploads unattached at once (videos
-    have their own quota, in the media library)."""
+    user (completions: `complete_rate`), and at most `max_pending_bytes` of a user's uploads
+    unattached at once (videos have their own quota, in the media library)."""
 
     def __init__(
         self,
@@ -52,6 +53,7 @@ class Uploads:
         max_bytes: int,
         max_pending_bytes: int,
         rate: str,
+        complete_rate: str,
     ) -> None:
         self._media = media
         self._ids = ids
@@ -60,6 +62,7 @@ class Uploads:
         self._max_bytes = max_bytes
         self._max_pending_bytes = max_pending_bytes
         self._rate = rate
+        self._complete_rate = complete_rate
 
     async def start(self, owner: int, content_type: str, byte_size: int) -> Upload:
         """Record a pending upload, schedule its removal if it is never attached, and return a
@@ -98,9 +101,11 @@ class Uploads:
             raise _refused(viewer, exc) from None
 
     async def complete(self, viewer: int, ref: tuple[int, int]) -> MediaStatus:
-        """The viewer's video is uploaded: queue its processing (once; repeating it is
-        harmless) and return its state."""
+        """The viewer's video is uploaded: queue its processing (once; repeating it sends no
+        new job while one is pending, see `MediaLibrary.complete_upload`) and return its
+        state. Rate limited per user."""
         media_id = own_media(viewer, ref)
+        await self._throttle.charge("media_complete", viewer, self._complete_rate)
         try:
             if await self._media.complete_upload(viewer, media_id):
                 await self._jobs.process_video(viewer, media_id)
@@ -113,5 +118,5 @@ class Uploads:
         media_id = own_media(viewer, ref)
         found = await self._media.status(viewer, media_id)
         if found is None:
-            raise MediaMissing(viewer, media_id, "does not exist")
+            raise MediaMissing(viewer, media_id, "does not exist", field="id")
         return found

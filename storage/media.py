@@ -12,8 +12,9 @@ Keys (this module is their only writer, apart from the tweet script that marks r
 Image status: pending -> verifying (one request holds the claim) -> published -> attached; a
 failed verification returns it to pending (the client may upload again), and the clean-up job
 moves anything unattached to purging before it deletes the objects.
-Video records also hold kind=video, attempts, and once processed poster_key, duration_ms; or a
-reason once failed; a multipart upload adds upload_id, part_size, part_count. Video status:
+Video records also hold kind=video, attempts, sent_at_ms (when a processing job was last sent),
+and once processed poster_key, duration_ms; or a reason once failed; a multipart upload adds
+upload_id, part_size, part_count. Video status:
 pending (uploading) -> queued (the client completed the upload; a job is queued) -> processing
 (a worker holds a lease, `claim`/`claim_until_ms`, which it renews while the sandbox runs) ->
 published (READY) | failed (with `reason`: final, the objects are gone) -> attached. A worker
@@ -30,7 +31,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import secrets
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -58,6 +61,10 @@ MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part (but the last)
 # the upload, plus a margin (a transcode of a tiny, very compressed file grows).
 OUTPUT_GROWTH = 4
 OUTPUT_MARGIN_BYTES = 64 * 1024 * 1024
+# Each processing run works in a folder of its own, `<pid>-<random>`, under this one in the
+# system's temporary folder; a worker killed mid-run leaves its folder behind, and the next
+# worker process to start processing removes the folders of processes no longer alive.
+VIDEO_WORK_DIR = Path(tempfile.gettempdir()) / "video-work"
 # A claim outlives the verification it covers (the sandbox's timeout) by this much, so a request
 # that died mid-verification blocks its media only briefly.
 CLAIM_MARGIN_SECONDS = 60
@@ -222,6 +229,7 @@ class MediaLibrary:
         self._renew = lua.register(client, "media_renew")
         self.video = video
         self._video_sandbox = Sandbox(video.process)
+        self._swept = False
 
     def public_url(self, key: str) -> str:
         return f"{self._cdn_base_url}/{key}"
@@ -289,18 +297,27 @@ class MediaLibrary:
         ttl = self._url_ttl_seconds()
         return await self.objects.presigned_part(incoming, record["upload_id"], part_number, ttl)
 
-    async def upload_limit(self, owner_id: int, media_id: int) -> int:
-        """How many bytes an upload URL of this media may still receive: 0 unless its record is
+    async def upload_limit(
+        self, owner_id: int, media_id: int, part_number: int | None = None
+    ) -> int:
+        """How many bytes an upload URL of this media may receive: 0 unless its record is
         pending (not being verified or processed, published or attached) and has not expired;
-        else MEDIA_MAX_BYTES, or VIDEO_MAX_BYTES for a video (its part size for a part)."""
-        status, expires, kind, part_size = await self._redis.hmget(
-            media_key(owner_id, media_id), ["status", "expires_at_ms", "kind", "part_size"]
+        else the declared size (`byteSize`), or for a part of a multipart upload, that part's
+        share of it (the part size; the last part, what is left). Called when the body starts
+        and again once it is complete, before it is kept (a slow upload may outlive its
+        media's pending state)."""
+        status, expires, declared, part_size, part_count = await self._redis.hmget(
+            media_key(owner_id, media_id),
+            ["status", "expires_at_ms", "declared_bytes", "part_size", "part_count"],
         )
         if status != b"pending" or int(expires or 0) <= time.time() * 1000:
             return 0
-        if kind != b"video":
-            return self.max_bytes
-        return int(part_size) if part_size else self.video.max_bytes
+        if part_number is None or not part_size:
+            return int(declared or 0) if part_number is None else 0
+        size, count = int(part_size), int(part_count or 0)
+        if not 1 <= part_number <= count:
+            return 0
+        return size if part_number < count else int(declared or 0) - size * (count - 1)
 
     async def kinds(self, owner_id: int, media_ids: list[int]) -> list[str | None]:
         """Each media item's kind ("image" or "video"), None for no such record."""
@@ -388,9 +405,11 @@ class MediaLibrary:
 
     async def complete_upload(self, owner_id: int, media_id: int) -> bool:
         """The client finished uploading a video: join its parts (multipart) and queue it.
-        True if this call queued it (the caller sends the processing job), also when it was
-        queued before (a repeated completion re-sends the job: harmless, a lease keeps one
-        worker on it); False if it is past that. Raises MediaNotFound or MediaInvalid."""
+        True if the caller must send the processing job: this call queued it, or it has waited
+        queued (or under a lapsed lease) for a lease period since the last job was sent (a lost
+        message is recovered; repeated completions do not flood the queue); False otherwise.
+        Concurrent completions are safe: the parts are joined once. Raises MediaNotFound or
+        MediaInvalid."""
         record = await self._record(owner_id, media_id)
         if record.get("status") == "pending" and "upload_id" in record:
             incoming = incoming_object(owner_id, media_id)
@@ -407,7 +426,10 @@ class MediaLibrary:
             stored = await self.objects.stat(incoming_object(owner_id, media_id))
             if stored is None:
                 raise MediaInvalid(media_id, "has not been uploaded")
-        verdict = await self._complete(keys=[media_key(owner_id, media_id)], args=[_now_ms()])
+        resend_ms = int(self.video.lease_seconds * 1000)
+        verdict = await self._complete(
+            keys=[media_key(owner_id, media_id)], args=[_now_ms(), resend_ms]
+        )
         verdict = verdict.decode()
         if verdict == "missing":
             raise MediaNotFound(media_id, "does not exist")
@@ -415,7 +437,7 @@ class MediaLibrary:
             raise MediaInvalid(media_id, "is an image: images need no completion")
         if verdict == "expired":
             raise MediaInvalid(media_id, "has expired: upload it again")
-        return verdict in ("queued", "processing")
+        return verdict in ("send", "resend")
 
     async def process_video(self, owner_id: int, media_id: int) -> MediaState | None:
         """The worker's job: take the lease, check and clean the upload in the sandbox, publish
@@ -477,7 +499,11 @@ class MediaLibrary:
         declared = int(record["declared_bytes"])
         if stored.size > declared or stored.size > self.video.max_bytes:
             return f"it is larger than declared ({declared} bytes)"
-        with tempfile.TemporaryDirectory(prefix="video-") as folder:
+        if not self._swept:
+            self._swept = True
+            await asyncio.to_thread(sweep_stale_work, VIDEO_WORK_DIR)
+        VIDEO_WORK_DIR.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=VIDEO_WORK_DIR) as folder:
             source, out = Path(folder) / "upload", Path(folder) / "out"
             out.mkdir()
             await self.objects.download(incoming, source)
@@ -584,6 +610,28 @@ def video_child_args(source: Path, out: Path, limits: VideoLimits, size: int) ->
     growth = size * OUTPUT_GROWTH + OUTPUT_MARGIN_BYTES
     bounds = (limits.max_width, limits.max_height, limits.max_seconds, limits.max_fps, growth)
     return [str(source), str(out), *map(str, bounds)]
+
+
+def sweep_stale_work(root: Path) -> list[str]:
+    """Remove the work folders (`<pid>-...`) under `root` whose process is gone; their
+    names."""
+    removed = []
+    for folder in root.glob("*-*") if root.is_dir() else []:
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _now_ms() -> int:

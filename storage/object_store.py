@@ -20,11 +20,11 @@ import json
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import quote, urlencode
 
 from minio import Minio
@@ -262,9 +262,17 @@ class LocalObjectStore:
         await asyncio.to_thread(partial.write_bytes, data)
         partial.replace(path)  # readers never see half a file
 
-    async def put_stream(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> bool:
-        """Store what `chunks` yields as the object, unless it exceeds `max_bytes` (then nothing
-        is stored and False is returned). Written to the side first: readers never see half."""
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int,
+        still_wanted: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Literal["stored", "too_large", "unwanted"]:
+        """Store what `chunks` yields as the object, unless it exceeds `max_bytes` ("too_large")
+        or `still_wanted`, asked once the body is complete, says no ("unwanted"); then nothing
+        is stored. Written to the side first: readers never see half a file, and a body that
+        took long never lands after its media moved on (attached, expired, purged)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{secrets.token_hex(4)}.partial")
@@ -274,10 +282,12 @@ class LocalObjectStore:
                 async for chunk in chunks:
                     written += len(chunk)
                     if written > max_bytes:
-                        return False
+                        return "too_large"
                     await asyncio.to_thread(file.write, chunk)
+            if still_wanted is not None and not await still_wanted():
+                return "unwanted"
             partial.replace(path)
-            return True
+            return "stored"
         finally:
             partial.unlink(missing_ok=True)
 
@@ -314,15 +324,26 @@ class LocalObjectStore:
             raise MissingObject(key)
         missing = [n for n in range(1, part_count + 1) if not (parts / str(n)).is_file()]
         if missing:
+            if self._path(key).is_file():  # a concurrent completion joined them and is
+                raise MissingObject(key)  # removing the parts (it renamed the object first)
             return missing
 
         def join() -> None:
-            partial = self._path(key + ".partial")
-            with partial.open("wb") as out:
-                for number in range(1, part_count + 1):
-                    with (parts / str(number)).open("rb") as part:
-                        shutil.copyfileobj(part, out, 1024 * 1024)
-            partial.replace(self._path(key))
+            # Concurrent completions each join into their own side file; the first to finish
+            # renames it into place and removes the parts, and a later one that then misses a
+            # part gets MissingObject (completed before: the caller reads the object's stat).
+            target = self._path(key)
+            partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
+            try:
+                with partial.open("wb") as out:
+                    for number in range(1, part_count + 1):
+                        with (parts / str(number)).open("rb") as part:
+                            shutil.copyfileobj(part, out, 1024 * 1024)
+                partial.replace(target)
+            except FileNotFoundError:
+                raise MissingObject(key) from None
+            finally:
+                partial.unlink(missing_ok=True)
             shutil.rmtree(parts, ignore_errors=True)
 
         await asyncio.to_thread(join)

@@ -13,8 +13,12 @@ then optional bytes.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +27,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TOO_COSTLY = "decoding it needs more memory or time than allowed"
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: the child only calls it
+
+
+def _die_with(parent_pid: int) -> None:
+    """In the child, before exec: the kernel kills it when the thread that started it (the
+    worker) dies, even by SIGKILL, so no decoder outlives its worker. (ops/lifeline.py does
+    the same for servers; storage may not import it.)"""
+    if _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL)) != 0 or os.getppid() != parent_pid:
+        os._exit(1)
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,11 @@ class Sandbox:
         ]
         try:
             done = subprocess.run(
-                command, input=data, capture_output=True, timeout=limits.timeout_seconds
+                command,
+                input=data,
+                capture_output=True,
+                timeout=limits.timeout_seconds,
+                preexec_fn=functools.partial(_die_with, os.getpid()),
             )
         except subprocess.TimeoutExpired:  # run() has killed the child
             raise SandboxRefused(TOO_COSTLY) from None
@@ -79,5 +97,9 @@ class Sandbox:
             raise SandboxRefused(TOO_COSTLY)
         result: dict[str, Any] = json.loads(header)
         if "error" in result:
+            # The reason is short and fixed (it reaches the client); what the library said
+            # (paths, errno numbers, decoder log lines) is only logged.
+            if result.get("detail"):
+                log.info("sandbox %s refused: %s", script.rsplit("/", 1)[-1], result["detail"])
             raise SandboxRefused(result["error"])
         return result, body

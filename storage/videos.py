@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import resource
 import sys
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -40,7 +42,18 @@ CODEC_THREADS = 2  # per codec: bounds the threads' stacks inside RLIMIT_AS
 
 
 class InvalidVideo(ValueError):
-    """The bytes are not a usable video within the limits; the message is the reason."""
+    """The bytes are not a usable video within the limits; the message is the reason (short,
+    fixed wording for the client); `detail` is what went wrong inside, for the server's log
+    only (library messages carry paths, errno numbers and decoder log lines)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.detail = detail
+
+
+class _NeedsDecoding(Exception):
+    """A remux met something it cannot check without decoding (an H.264 parameter set in a
+    packet that differs from the header's, new extradata mid-stream): transcode instead."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,79 @@ class Probe:
     height: int
     seconds: float
     fps: float
+    # avcC's sequence parameter set, when there is exactly one and the packets carry NAL units
+    # with these many length bytes (a remux needs both); else None.
+    sps: bytes | None = None
+    nal_length_size: int = 0
+
+
+# A file's real content is bounded as it is demuxed (packets) and decoded (frames), whatever its
+# header said: a header can lie about the duration and the frame rate, and an H.264 stream can
+# change its dimensions mid-stream.
+RATE_WINDOW_SECONDS = 1.0
+RATE_SLACK_FRAMES = 1  # timestamps rounded to the time base may fit one more frame in a window
+# Audio priming and B-frame delays stamp the first packets a little before zero.
+DURATION_SLACK_SECONDS = 0.5
+AUDIO_PACKETS_PER_SECOND = 1000  # an audio packet is at least 1 ms (AAC: 21 ms, Opus: 2.5 ms)
+
+
+class _Pace:
+    """What one stream really holds, checked item by item (packets or frames): at most
+    max_seconds x max_fps of them, none stamped more than max_seconds (+ the slack) after the
+    first, and (video) at most max_fps + RATE_SLACK_FRAMES in any RATE_WINDOW_SECONDS. Raises
+    InvalidVideo at the first item past a bound, so the work done on a lying file stays
+    bounded."""
+
+    def __init__(self, limits: VideoLimits, *, video: bool) -> None:
+        self._max_seconds = limits.max_seconds
+        rate = limits.max_fps if video else AUDIO_PACKETS_PER_SECOND
+        self._max_count = int(limits.max_seconds * rate) + RATE_SLACK_FRAMES
+        self._per_window = int(limits.max_fps) + RATE_SLACK_FRAMES if video else None
+        self._max_fps = limits.max_fps
+        self._what = "frames" if video else "audio packets"
+        self._count = 0
+        self._first: float | None = None
+        self._window: deque[float] = deque()
+
+    def check(self, at: float | None) -> None:
+        self._count += 1
+        if self._count > self._max_count:
+            raise InvalidVideo(
+                f"has more than {self._max_count} {self._what}: "
+                f"longer than {self._max_seconds:g} s or faster than {self._max_fps:g} fps"
+            )
+        if at is None:
+            return
+        self._first = at if self._first is None else min(self._first, at)
+        if at - self._first > self._max_seconds + DURATION_SLACK_SECONDS:
+            raise InvalidVideo(f"lasts more than {self._max_seconds:g} s")
+        if self._per_window is None:
+            return
+        window = self._window
+        window.append(at)
+        while window and at - window[0] >= RATE_WINDOW_SECONDS:
+            window.popleft()
+        if len(window) > self._per_window:
+            raise InvalidVideo(
+                f"has more than {self._max_fps:g} frames within one second "
+                f"(its frame rate varies above {self._max_fps:g} fps)"
+            )
+
+
+def _packet_seconds(packet: av.Packet) -> float | None:
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    if stamp is None or packet.time_base is None:
+        return None
+    return float(stamp * packet.time_base)
+
+
+def _check_frame_size(frame: av.VideoFrame, limits: VideoLimits) -> None:
+    longer, shorter = max(frame.width, frame.height), min(frame.width, frame.height)
+    if longer > limits.max_width or shorter > limits.max_height:
+        raise InvalidVideo(
+            f"changes its dimensions to {frame.width}x{frame.height} mid-stream, outside "
+            f"{limits.max_width}x{limits.max_height}"
+        )
 
 
 def sniff(head: bytes) -> str | None:
@@ -94,7 +180,25 @@ def probe(container: av.container.InputContainer, demuxer: str, limits: VideoLim
         raise InvalidVideo(f"lasts {seconds:.3g} s, outside 0-{limits.max_seconds:g} s")
     audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
     pixel_format = context.format.name if context.format is not None else ""
-    return Probe(demuxer, context.name, pixel_format, audio, width, height, seconds, fps)
+    sps, nal_length_size = _avcc_sps(context.extradata)
+    return Probe(
+        demuxer, context.name, pixel_format, audio, width, height, seconds, fps,
+        sps, nal_length_size,
+    )  # fmt: skip
+
+
+def _avcc_sps(extradata: bytes | None) -> tuple[bytes | None, int]:
+    """The one SPS of an avcC record and its NAL length size; (None, 0) if the record is not
+    avcC (Annex B extradata) or has other than one SPS: several could give different frame
+    sizes, and the header reports only one of them."""
+    data = bytes(extradata or b"")
+    if len(data) < 8 or data[0] != 1 or data[5] & 0x1F != 1:
+        return None, 0
+    length = int.from_bytes(data[6:8], "big")
+    sps = data[8 : 8 + length]
+    if len(sps) != length or not sps or sps[0] & 0x1F != 7:
+        return None, 0
+    return sps, (data[4] & 3) + 1
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:
@@ -110,6 +214,7 @@ def remuxable(found: Probe) -> bool:
         found.demuxer == "mov"
         and found.video_codec in REMUXABLE_VIDEO
         and found.pixel_format in PLAYABLE_PIXEL_FORMATS
+        and found.sps is not None
         and (found.audio_codec is None or found.audio_codec in REMUXABLE_AUDIO)
     )
 
@@ -122,9 +227,21 @@ def _open_output(path: Path) -> av.container.OutputContainer:
     return output
 
 
-def remux(source: av.container.InputContainer, target: Path, found: Probe) -> None:
-    """Copy the H.264/AAC packets into a new MP4, refusing a file that ends early."""
+def remux(
+    source: av.container.InputContainer, target: Path, found: Probe, limits: VideoLimits
+) -> None:
+    """Copy the H.264/AAC packets into a new MP4, bounding what they hold as they come (see
+    `_Pace`) and refusing a file that ends early.
+
+    A remux never sees a frame, so a frame size other than the header's could pass through it:
+    H.264 carries its dimensions in a sequence parameter set (SPS), which an MP4 keeps in its
+    header (avcC) but which a packet may also carry (NAL type 7) to change them mid-stream. A
+    packet whose SPS differs from the header's one (or new extradata as side data) stops the
+    remux (`_NeedsDecoding`): the file is transcoded instead, where every decoded frame's size
+    is checked. Only the NAL units' headers are read, not the slices."""
     streams = [source.streams.video[0], *source.streams.audio[:1]]
+    video_index = streams[0].index
+    paces = {s.index: _Pace(limits, video=s.index == video_index) for s in streams}
     with _open_output(target) as output:
         mapping = {s.index: output.add_stream_from_template(s) for s in streams}
         for stream in mapping.values():
@@ -133,9 +250,13 @@ def remux(source: av.container.InputContainer, target: Path, found: Probe) -> No
         for packet in source.demux(streams):
             if packet.dts is None:
                 continue
-            if packet.stream.type == "video" and packet.pts is not None and packet.time_base:
-                last = max(last, float(packet.pts * packet.time_base))
-            packet.stream = mapping[packet.stream.index]
+            index = packet.stream.index
+            paces[index].check(_packet_seconds(packet))
+            if index == video_index:
+                _check_parameter_sets(packet, found)
+                if packet.pts is not None and packet.time_base:
+                    last = max(last, float(packet.pts * packet.time_base))
+            packet.stream = mapping[index]
             output.mux(packet)
     if last + 2 / found.fps < found.seconds * 0.9:
         raise InvalidVideo(
@@ -143,8 +264,29 @@ def remux(source: av.container.InputContainer, target: Path, found: Probe) -> No
         )
 
 
-def transcode(source: av.container.InputContainer, target: Path, found: Probe) -> None:
-    """Decode every frame and encode H.264 (4:2:0, even dimensions) and AAC."""
+def _check_parameter_sets(packet: av.Packet, found: Probe) -> None:
+    """Raise _NeedsDecoding if the packet carries an SPS other than the header's, new
+    extradata, or NAL lengths that do not add up."""
+    if packet.has_sidedata("new_extradata"):
+        raise _NeedsDecoding
+    data = memoryview(bytes(packet))
+    size, offset = found.nal_length_size, 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + size], "big")
+        start = offset + size
+        offset = start + length
+        if length == 0 or offset > len(data):
+            raise _NeedsDecoding
+        if data[start] & 0x1F == 7 and data[start:offset] != found.sps:
+            raise _NeedsDecoding
+
+
+def transcode(
+    source: av.container.InputContainer, target: Path, found: Probe, limits: VideoLimits
+) -> None:
+    """Decode every frame and encode H.264 (4:2:0, even dimensions) and AAC. Packets are
+    bounded before they are decoded, and the decoded frames again (`_Pace`); a frame larger
+    than the limits (a stream that changes its dimensions) is refused, the first one."""
     in_video = source.streams.video[0]
     in_audio = source.streams.audio[0] if source.streams.audio else None
     for stream in (in_video, in_audio):
@@ -164,8 +306,12 @@ def transcode(source: av.container.InputContainer, target: Path, found: Probe) -
         resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
         decoded = 0
         streams = [s for s in (in_video, in_audio) if s is not None]
-        for frame in source.decode(*streams):
+        paces = {s.index: _Pace(limits, video=s is in_video) for s in streams}
+        frames = _Pace(limits, video=True)
+        for frame in _decoded(source, streams, paces):
             if isinstance(frame, av.VideoFrame):
+                _check_frame_size(frame, limits)
+                frames.check(frame.time)
                 decoded += 1
                 picture = frame.reformat(width=width, height=height, format="yuv420p")
                 picture.pts, picture.time_base = frame.pts, frame.time_base
@@ -191,6 +337,17 @@ def transcode(source: av.container.InputContainer, target: Path, found: Probe) -
         )
 
 
+def _decoded(
+    source: av.container.InputContainer, streams: list, paces: dict[int, _Pace]
+) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """The streams' frames, each packet checked against its stream's bounds before it is
+    decoded (the final empty packets flush the decoders)."""
+    for packet in source.demux(streams):
+        if packet.size:
+            paces[packet.stream.index].check(_packet_seconds(packet))
+        yield from packet.decode()  # type: ignore[misc]
+
+
 def poster(clean: Path, target: Path, seconds: float) -> tuple[int, int]:
     """A JPEG of the first frame at or past POSTER_AT_SECONDS (a quarter in, if shorter)."""
     at = min(POSTER_AT_SECONDS, seconds / 4)
@@ -211,7 +368,11 @@ def poster(clean: Path, target: Path, seconds: float) -> tuple[int, int]:
 
 def clean_copy(source_path: Path, out_dir: Path, limits: VideoLimits) -> dict[str, object]:
     """Verify the file and write VIDEO_FILE and POSTER_FILE into `out_dir`. Run it only inside
-    the sandbox (see the module docstring). Returns what the header reports."""
+    the sandbox (see the module docstring). Returns what the clean copy really holds.
+
+    The limits are enforced three times: on the header (`probe`: refuses before any work), on
+    what is demuxed and decoded (`_Pace`, frame sizes: a header can lie), and on the clean copy
+    (its duration, from the timestamps of what was written)."""
     with source_path.open("rb") as file:
         demuxer = sniff(file.read(16))
     if demuxer is None:
@@ -221,14 +382,24 @@ def clean_copy(source_path: Path, out_dir: Path, limits: VideoLimits) -> dict[st
         with av.open(str(source_path), format=demuxer) as source:
             found = probe(source, demuxer, limits)
             path = "remux" if remuxable(found) else "transcode"
-            (remux if path == "remux" else transcode)(source, clean, found)
-        width, height = poster(clean, out_dir / POSTER_FILE, found.seconds)
+            if path == "remux":
+                try:
+                    remux(source, clean, found, limits)
+                except _NeedsDecoding:
+                    path = "transcode"
+        if path == "transcode":
+            clean.unlink(missing_ok=True)
+            with av.open(str(source_path), format=demuxer) as source:
+                transcode(source, clean, found, limits)
         with av.open(str(clean)) as result:
             seconds = _duration(result, result.streams.video[0])
+        if seconds > limits.max_seconds + DURATION_SLACK_SECONDS:
+            raise InvalidVideo(f"lasts {seconds:.3g} s, over {limits.max_seconds:g} s")
+        width, height = poster(clean, out_dir / POSTER_FILE, seconds)
     except InvalidVideo:
         raise
     except (av.FFmpegError, ValueError, OSError, StopIteration) as exc:
-        raise InvalidVideo(f"cannot be read as a video: {exc}") from None
+        raise InvalidVideo("cannot be read as a video", detail=f"{exc!r}") from None
     return {
         "width": width,
         "height": height,
@@ -258,6 +429,8 @@ def main(argv: list[str]) -> None:
         header = clean_copy(Path(source), Path(out_dir), limits)
     except InvalidVideo as exc:
         header = {"error": f"{exc}"}
+        if exc.detail:
+            header["detail"] = exc.detail[:1000]
     except MemoryError:
         header = {"error": "decoding it needs more memory than allowed"}
     header["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

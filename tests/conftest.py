@@ -130,6 +130,7 @@ def cheap_settings(**overrides: object) -> Settings:
         rate_signups=UNLIMITED,
         rate_media_uploads=UNLIMITED,
         rate_likes=UNLIMITED,
+        rate_media_completes=UNLIMITED,
     )
     return replace(base, **overrides)
 

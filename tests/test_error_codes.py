@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from graphql import GraphQLError
 
 from resolvers.errors import coded, domain_code
 from resolvers.ids import media_global_id
 from social import errors
+from social.uploads import Uploads
+from storage.media import MediaInvalid, MediaNotFound
 
 
 def kinds(base: type[errors.DomainError]) -> set[type[errors.DomainError]]:
@@ -38,3 +41,45 @@ def test_a_refusal_of_no_known_kind_is_masked_not_leaked() -> None:
         "Unexpected error.",
         {"code": "INTERNAL_SERVER_ERROR"},
     )
+
+
+class _NoMedia:
+    """A media library in which every item is missing (or no longer takes parts)."""
+
+    async def complete_upload(self, owner_id: int, media_id: int) -> bool:
+        raise MediaNotFound(media_id, "does not exist")
+
+    async def part_url(self, owner_id: int, media_id: int, part_number: int) -> str:
+        raise MediaInvalid(media_id, "no longer accepts parts")
+
+    async def status(self, owner_id: int, media_id: int) -> None:
+        return None
+
+
+class _NoLimit:
+    async def charge(self, action: str, subject: object, rate: str) -> None:
+        return None
+
+
+async def test_refusals_of_one_media_item_name_its_id_argument() -> None:
+    """completeMediaUpload, mediaUploadPartUrl and media take the item as `id`: their
+    refusals say `field: "id"` (createTweet's say `mediaIds`)."""
+    uploads = Uploads(
+        media=_NoMedia(),  # type: ignore[arg-type]
+        ids=None,  # type: ignore[arg-type]
+        jobs=None,  # type: ignore[arg-type]
+        throttle=_NoLimit(),  # type: ignore[arg-type]
+        max_bytes=1,
+        max_pending_bytes=1,
+        rate="1/1",
+        complete_rate="1/1",
+    )
+    for call in (
+        uploads.complete(7, (7, 42)),
+        uploads.part_url(7, (7, 42), 1),
+        uploads.status(7, (7, 42)),
+    ):
+        with pytest.raises(errors.MediaRefused) as refused:
+            await call
+        error = coded(GraphQLError("x", original_error=refused.value))
+        assert error.extensions is not None and error.extensions["field"] == "id", error

@@ -265,7 +265,6 @@ async def test_refusals_are_coded_and_leave_nothing_behind(
         "too many pixels": (clip(width=2000, height=64, seconds=0.3), None, "2000x64"),
         "truncated": (full[: len(full) // 2], None, "truncated"),
         "text named .mp4": (b"just some text, honest\n" * 40, None, "not an MP4"),
-        "larger than declared": (good, len(good) - 100, "larger than declared"),
         "claims 100,000x100,000": (webm_claiming(100_000, 100_000), None, "dimensions"),
     }
     with serve_api(strict) as url, run_worker(strict, tmp_path / "worker.log"):
@@ -283,6 +282,12 @@ async def test_refusals_are_coded_and_leave_nothing_behind(
                 code, message = await gql_error(client, TWEET_WITH_MEDIA, variables, token=token)
                 assert code == "BAD_USER_INPUT" and "could not be processed" in message
             assert stored_files(strict) == []  # every upload deleted, nothing published
+            # Larger than declared: the local backend cuts the PUT off (413, nothing kept); on
+            # S3 the worker refuses it ("larger than declared").
+            variables = {"type": "video/mp4", "size": len(good) - 100}
+            ticket = (await gql(client, UPLOAD, variables, token=token))["createMediaUpload"]
+            assert await put(ticket["uploadUrl"], good, "video/mp4") == 413
+            assert stored_files(strict) == []
 
 
 async def test_tweet_rules_for_videos(local_settings: Settings, tmp_path: Path) -> None:

@@ -152,3 +152,148 @@ def webm_claiming(width: int, height: int) -> bytes:
     block = b"\x81" + struct.pack(">h", 0) + b"\x80" + bytes(range(256)) * 4  # track 1, t=0, key
     cluster = _ebml(0x1F43B675, _uint(0xE7, 0) + _ebml(0xA3, block))
     return header + _ebml(0x18538067, info + _ebml(0x1654AE6B, track) + cluster)
+
+
+# Files whose headers lie, for the limits that must hold on what is really demuxed and decoded
+# (ported from the attack pass's reproductions).
+
+_MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf"}
+
+
+def _mp4_boxes(data: bytes | bytearray, offset: int, end: int, found: list) -> list:
+    """(type, start of its payload) of every box, descending into the containers above."""
+    while offset + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[offset + 8 : offset + 16])[0], 16
+        size = size or end - offset
+        found.append((kind, offset + header))
+        if kind in _MP4_CONTAINERS:
+            _mp4_boxes(data, offset + header, offset + size, found)
+        offset += size
+    return found
+
+
+def mp4_claiming_seconds(data: bytes, seconds: float) -> bytes:
+    """The MP4 with every duration in its header (mvhd, tkhd, mdhd, elst; version 0 boxes)
+    set to `seconds`; the samples are untouched."""
+    patched = bytearray(data)
+    boxes = _mp4_boxes(patched, 0, len(patched), [])
+    [movie_scale] = [
+        struct.unpack(">I", patched[b + 12 : b + 16])[0] for k, b in boxes if k == b"mvhd"
+    ]
+    for kind, body in boxes:
+        assert kind not in (b"mvhd", b"tkhd", b"mdhd") or patched[body] == 0, "version 0 only"
+        if kind == b"mvhd":
+            struct.pack_into(">I", patched, body + 16, int(seconds * movie_scale))
+        elif kind == b"tkhd":
+            struct.pack_into(">I", patched, body + 20, int(seconds * movie_scale))
+        elif kind == b"mdhd":
+            scale = struct.unpack(">I", patched[body + 12 : body + 16])[0]
+            struct.pack_into(">I", patched, body + 16, int(seconds * scale))
+        elif kind == b"elst":
+            for entry in range(struct.unpack(">I", patched[body + 4 : body + 8])[0]):
+                struct.pack_into(">I", patched, body + 8 + 12 * entry, int(seconds * movie_scale))
+    return bytes(patched)
+
+
+def mkv_claiming_seconds(data: bytes, seconds: float) -> bytes:
+    """The Matroska file with its Segment Info Duration (an 8-byte float, in ms at the default
+    timecode scale) set to `seconds`."""
+    at = data.index(b"\x44\x89\x88") + 3
+    return data[:at] + struct.pack(">d", seconds * 1000) + data[at + 8 :]
+
+
+def _h264(path: Path, width: int, height: int, frames: int, fps: int) -> None:
+    with av.open(str(path), "w", format="mp4") as output:
+        video = output.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        for index in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([index * 37 % 256]) * plane.buffer_size)
+            frame.pts = index
+            for packet in video.encode(frame):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+
+
+def _avcc_nal_units(extradata: bytes) -> list[bytes]:
+    units, offset = [], 6
+    for count_mask in (0x1F, 0xFF):
+        count = extradata[offset - 1] & count_mask
+        for _ in range(count):
+            length = struct.unpack(">H", extradata[offset : offset + 2])[0]
+            units.append(extradata[offset + 2 : offset + 2 + length])
+            offset += 2 + length
+        offset += 1
+    return units
+
+
+def resolution_switch(
+    *,
+    small: tuple[int, int] = (16, 16),
+    large: tuple[int, int] = (48, 48),
+    small_frames: int = 20,
+    large_frames: int = 5,
+    fps: int = 10,
+    container: str = "mp4",
+) -> bytes:
+    """H.264 whose header (avcC) says `small`, whose packets switch to `large` after
+    `small_frames`: the large stream's SPS and PPS travel in-band, before its first frame."""
+    with tempfile.TemporaryDirectory() as folder:
+        first, second = Path(folder) / "a.mp4", Path(folder) / "b.mp4"
+        _h264(first, *small, small_frames, fps)
+        _h264(second, *large, large_frames, fps)
+        target = Path(folder) / f"out.{container}"
+        with av.open(str(first)) as a, av.open(str(second)) as b:
+            head, tail = a.streams.video[0], b.streams.video[0]
+            assert head.time_base is not None and tail.time_base is not None
+            units = _avcc_nal_units(bytes(tail.codec_context.extradata or b""))
+            prefix = b"".join(struct.pack(">I", len(unit)) + unit for unit in units)
+            with av.open(str(target), "w", format=container) as output:
+                stream = output.add_stream_from_template(head)
+                for packet in a.demux(head):
+                    if packet.dts is not None:
+                        packet.stream = stream
+                        output.mux(packet)
+                shift = round(small_frames / fps / head.time_base)
+                for packet in b.demux(tail):
+                    if packet.dts is None or packet.pts is None:
+                        continue
+                    moved = av.Packet(prefix + bytes(packet) if prefix else bytes(packet))
+                    prefix = b""
+                    ratio = tail.time_base / head.time_base
+                    moved.pts = round(packet.pts * ratio) + shift
+                    moved.dts = round(packet.dts * ratio) + shift
+                    moved.is_keyframe = packet.is_keyframe
+                    moved.time_base, moved.stream = head.time_base, stream
+                    output.mux(moved)
+        return target.read_bytes()
+
+
+def burst_clip(*, burst: int = 40, then_seconds: int = 10, size: int = 16) -> bytes:
+    """Variable frame rate: `burst` frames within the first second, then one a second for
+    `then_seconds` s. Its average rate is low; its rate in the first second is `burst` fps."""
+    stamps = [index * 1000 // burst for index in range(burst)]
+    stamps += [1000 * second for second in range(1, then_seconds + 1)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "burst.mp4"
+        with av.open(str(path), "w", format="mp4") as output:
+            video = output.add_stream("libx264", rate=30)
+            video.width, video.height, video.pix_fmt = size, size, "yuv420p"
+            video.codec_context.time_base = Fraction(1, 1000)
+            video.options = {"preset": "ultrafast"}
+            for index, stamp in enumerate(stamps):
+                frame = av.VideoFrame(size, size, "yuv420p")
+                for plane in frame.planes:
+                    plane.update(bytes([index * 7 % 256]) * plane.buffer_size)
+                frame.pts, frame.time_base = stamp, Fraction(1, 1000)
+                for packet in video.encode(frame):
+                    output.mux(packet)
+            for packet in video.encode(None):
+                output.mux(packet)
+        return path.read_bytes()

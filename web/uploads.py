@@ -3,10 +3,12 @@
 It plays the part S3 plays in production: it accepts a presigned PUT (of a whole file, or of
 one part of a multipart upload: `<key>.parts/<n>`) and stores the bytes as they are, streamed
 to disk. Checking what they are is createTweet's job for an image and the video worker's for a
-video (storage/media.py). The body is cut off past MEDIA_MAX_BYTES (VIDEO_MAX_BYTES for a
-video, its part size for a part), so a client cannot fill the disk through a valid URL, and a
-URL whose media is no longer pending (being verified or processed, published, attached,
-expired or deleted) is refused, so an upload can never replace a file after it was checked.
+video (storage/media.py). The body is cut off past the size declared to createMediaUpload
+(for a part, its share of it: 413, nothing kept), so a client cannot hold more than its
+pending-bytes quota counts, and a URL whose media is no longer pending (being verified or
+processed, published, attached, expired or deleted) is refused, so an upload can never replace
+a file after it was checked; that is asked again once the body is complete, before the file
+is moved into place (a slow body that outlived its media is dropped: 403).
 """
 
 from __future__ import annotations
@@ -34,11 +36,23 @@ async def put_upload(request: Request) -> Response:
     except UploadRejected as exc:
         return PlainTextResponse(str(exc), status_code=403)
     match = INCOMING_KEY.fullmatch(key)
-    max_bytes = (
-        0 if match is None else await services.media.upload_limit(int(match[1]), int(match[2]))
-    )
+    if match is None:
+        return PlainTextResponse("this upload URL was used already or has expired", 403)
+    owner, media_id = int(match[1]), int(match[2])
+    part = int(match[3].rsplit("/", 1)[1]) if match[3] else None
+
+    async def limit() -> int:
+        return int(await services.media.upload_limit(owner, media_id, part))
+
+    async def still_pending() -> bool:
+        return await limit() > 0
+
+    max_bytes = await limit()
     if max_bytes == 0:
         return PlainTextResponse("this upload URL was used already or has expired", 403)
-    if not await store.put_stream(key, request.stream(), max_bytes):
-        return PlainTextResponse(f"larger than {max_bytes} bytes", status_code=413)
+    stored = await store.put_stream(key, request.stream(), max_bytes, still_pending)
+    if stored == "too_large":
+        return PlainTextResponse(f"larger than {max_bytes} bytes (its declared size)", 413)
+    if stored == "unwanted":
+        return PlainTextResponse("this upload's media was attached or expired meanwhile", 403)
     return Response(status_code=200)
