@@ -190,6 +190,22 @@ def counters(app_documents: DocumentsRedis) -> TweetCounters:
     return TweetCounters(app_documents)
 
 
+@pytest.fixture(params=["single", "cluster"])
+async def documents(request: pytest.FixtureRequest) -> AsyncIterator[DocumentsRedis]:
+    """An empty documents Redis: a single server, then a real 3-master cluster."""
+    if request.param == "single":
+        server: RedisServer = request.getfixturevalue("data_redis")
+        server.client().flushall()
+        client = open_redis(server.url, timeout_seconds=5)
+    else:
+        nodes: list[RedisServer] = request.getfixturevalue("redis_cluster")
+        for node in nodes:
+            node.client().flushall()
+        client = open_redis(nodes[0].url, timeout_seconds=5, cluster=True)
+    yield client
+    await client.aclose()
+
+
 def _graph_engines() -> list[str]:
     engines = ["falkordb", "bolt"]
     if os.environ.get("NEO4J_URI"):

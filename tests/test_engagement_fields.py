@@ -8,20 +8,15 @@ import asyncio
 import json
 
 import httpx
-from websockets.asyncio.client import connect
 
 from devstack.servers import ManagedProcess
 from tests.gql import FOLLOW, RETWEET, UNDO_RETWEET, gql, reply, sign_up, tweet
 from tests.test_likes import LIKE, engagement
+from tests.test_tweet_updates import watching
 
 FEED_COUNTS = """
 query { feed(first: 10) { edges { retweetedBy { username }
   node { text likeCount retweetCount replyCount quoteCount viewerHasLiked viewerHasRetweeted } } } }
-"""
-WATCH = """
-subscription($ids: [ID!]!) {
-  tweetUpdates(ids: $ids) { tweetId replyCount retweetCount quoteCount likeCount }
-}
 """
 
 
@@ -83,13 +78,7 @@ async def test_a_retweet_in_a_feed_shows_the_originals_counts_and_the_viewers_st
 async def test_a_reply_reaches_tweet_updates(api_url: str, client: httpx.AsyncClient) -> None:
     alice, _ = await sign_up(client, "alice")
     original = (await tweet(client, alice, "watched"))["id"]
-    url = api_url.replace("http://", "ws://") + "/graphql"
-    async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:
-        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {alice}"}}
-        await socket.send(json.dumps(init))
-        assert json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "connection_ack"
-        payload = {"query": WATCH, "variables": {"ids": [original]}}
-        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    async with watching(api_url, alice, [original]) as socket:
         counts: dict = {}
         while counts.get("replyCount") != 1:
             message = json.loads(await asyncio.wait_for(socket.recv(), 10))

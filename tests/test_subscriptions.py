@@ -35,16 +35,24 @@ subscription($after: String) {
 
 @asynccontextmanager
 async def subscribed(
-    api_url: str, token: str | None, after: str | None = None, query: str = SUBSCRIBE
+    api_url: str,
+    token: str | None,
+    after: str | None = None,
+    query: str = SUBSCRIBE,
+    variables: dict | None = None,
 ) -> AsyncIterator[ClientConnection]:
-    """A socket with feedUpdates (`query`) subscribed as operation "1"."""
+    """A socket with a subscription (feedUpdates unless `query` says otherwise; its variables
+    are {"after": after} unless given) subscribed as operation "1"."""
     url = api_url.replace("http://", "ws://") + "/graphql"
     async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:
         payload = {"Authorization": f"Bearer {token}"} if token else {}
         await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
         ack = json.loads(await asyncio.wait_for(socket.recv(), 10))
         assert ack["type"] == "connection_ack"
-        message = {"query": query, "variables": {"after": after}}
+        message = {
+            "query": query,
+            "variables": {"after": after} if variables is None else variables,
+        }
         await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": message}))
         yield socket
 

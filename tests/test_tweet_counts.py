@@ -5,29 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from storage import pubsub
-from storage.redis_clients import DocumentsRedis, open_redis
+from storage.redis_clients import DocumentsRedis
 from storage.tweet_counts import Count, TweetCounters, TweetCounts, counts_channel
-from tests.conftest import RedisServer
-
-
-@pytest.fixture(params=["single", "cluster"])
-async def documents(request: pytest.FixtureRequest) -> AsyncIterator[DocumentsRedis]:
-    if request.param == "single":
-        server: RedisServer = request.getfixturevalue("data_redis")
-        server.client().flushall()
-        client = open_redis(server.url, timeout_seconds=5)
-    else:
-        nodes: list[RedisServer] = request.getfixturevalue("redis_cluster")
-        for node in nodes:
-            node.client().flushall()
-        client = open_redis(nodes[0].url, timeout_seconds=5, cluster=True)
-    yield client
-    await client.aclose()
 
 
 async def test_counters_are_independent_exact_under_concurrency_and_never_negative(

@@ -13,21 +13,6 @@ from storage.tweets import MediaNotAttachable, Tweet, TweetStore, timeline_key, 
 from tests.conftest import RedisServer
 
 
-@pytest.fixture(params=["single", "cluster"])
-async def documents(request: pytest.FixtureRequest) -> AsyncIterator[DocumentsRedis]:
-    if request.param == "single":
-        server: RedisServer = request.getfixturevalue("data_redis")
-        server.client().flushall()
-        client = open_redis(server.url, timeout_seconds=5)
-    else:
-        nodes: list[RedisServer] = request.getfixturevalue("redis_cluster")
-        for node in nodes:
-            node.client().flushall()
-        client = open_redis(nodes[0].url, timeout_seconds=5, cluster=True)
-    yield client
-    await client.aclose()
-
-
 @pytest.fixture
 async def ids(documents: DocumentsRedis) -> AsyncIterator[IdGenerator]:
     generator = IdGenerator(documents)

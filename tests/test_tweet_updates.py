@@ -8,12 +8,11 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from resolvers.ids import parse_tweet_global_id
 from settings import Settings
@@ -22,6 +21,7 @@ from storage.tweet_counts import Count, TweetCounters, TweetCounts
 from storage.tweet_updates import Coalescer
 from tests.gql import gql, sign_up, tweet
 from tests.test_likes import LIKE
+from tests.test_subscriptions import subscribed
 
 SUBSCRIBE = """
 subscription($ids: [ID!]!) {
@@ -58,16 +58,9 @@ def test_coalescing_leading_edge_then_latest_once_per_interval() -> None:
     assert updates.due() == ([], None)
 
 
-@asynccontextmanager
-async def watching(api_url: str, token: str, ids: list[str]) -> AsyncIterator[ClientConnection]:
-    url = api_url.replace("http://", "ws://") + "/graphql"
-    async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:
-        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
-        await socket.send(json.dumps(init))
-        assert json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "connection_ack"
-        payload = {"query": SUBSCRIBE, "variables": {"ids": ids}}
-        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-        yield socket
+def watching(api_url: str, token: str, ids: list[str]) -> AbstractAsyncContextManager:
+    """A socket with tweetUpdates of `ids` subscribed as operation "1"."""
+    return subscribed(api_url, token, query=SUBSCRIBE, variables={"ids": ids})
 
 
 async def next_message(socket: ClientConnection) -> dict:
