@@ -19,7 +19,10 @@ from typing import TypeVar
 from starlette.websockets import WebSocketState
 
 from resolvers.context import RequestContext
-from social.engagement import watchable
+from resolvers.errors import NotFound
+from resolvers.ids import tweet_global_id
+from social import errors as domain
+from social.engagement import watchable_tweets
 from social.errors import BadCredentials
 from social.feed import FeedItem
 from storage.feeds import FeedRef
@@ -122,9 +125,22 @@ async def tweet_updates(
 ) -> AsyncIterator[tuple[TweetRef, TweetCounts]]:
     """The tweetUpdates subscription: the counts of `refs` now, then as they change, each tweet
     at most once per TWEET_UPDATES_INTERVAL_SECONDS and always ending on its latest counts.
-    Public counts: the token is only re-checked periodically (the socket's own rules)."""
+    Every id must name a live tweet (NOT_FOUND naming the first that does not, before anything
+    is watched); a live retweet's id watches its original, and the updates carry the
+    original's id. A tweet deleted later stays watched until the subscription ends: its counts
+    no longer change (nothing can like, answer, quote or retweet it), so nothing more is sent
+    for it. Public counts: the token is only re-checked periodically (the socket's own
+    rules)."""
     await ctx.viewer_id()
-    watched = watchable(refs, ctx.services.settings.tweet_updates_max_ids)
+    limit = ctx.services.settings.tweet_updates_max_ids
+    try:
+        watched = await watchable_tweets(refs, limit, ctx.load_tweets)
+    except domain.NotFound as exc:
+        index = exc.details.get("index")
+        if not isinstance(index, int):
+            raise
+        named = tweet_global_id(*refs[index])
+        raise NotFound(f"no such tweet: {named}", field="ids", id=named) from None
     hub = ctx.services.tweet_updates
     watch = await hub.watch(watched)
     try:

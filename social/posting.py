@@ -14,10 +14,11 @@ the few hundred milliseconds of the wait, and those see it disappear like a dele
 
 Replies and quotes (issue 12): a tweet may answer one tweet (`in_reply_to`; it joins that
 tweet's conversation, whose root it records) and quote one (`quote_of`), both at once as the
-Twitter API allows; either must name a live tweet (a retweet stands for its original), else
-NotFound and nothing is written. Once stored, a reply is listed under its parent
-(storage/conversations.py) and the parent's replies counter moves when the listing changed; a
-quote moves the quoted tweet's quotes counter. Deleting takes both back, once.
+Twitter API allows; either must name a live tweet (a live retweet stands for its original, an
+undone one for nothing: social.targets), else NotFound and nothing is written. Once stored, a
+reply is listed under its parent (storage/conversations.py) and the parent's replies counter
+moves when the listing changed; a quote moves the quoted tweet's quotes counter. Deleting takes
+both back, once.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from social.fanout_plan import live_event
 from social.feed import LoadTweets
 from social.paging import page_size
 from social.ports import FanoutAction, JobQueue
+from social.targets import resolve
 from social.throttle import Throttle
 from social.visibility import Shown, shown
 from storage.conversations import Conversations
@@ -196,9 +198,7 @@ class Posting:
         NotFound naming the argument."""
         if ref is None:
             return None
-        [target] = await self._tweets.get_many([ref])
-        if target is not None and target.retweet_of is not None:
-            [target] = await self._tweets.get_many([target.retweet_of])
+        target = await resolve(self._tweets.get_many, ref)
         if target is None or target.deleted:
             raise NotFound("no such tweet", field=field)
         return target

@@ -20,19 +20,25 @@ from tests.conftest import RedisServer
 from tests.gql import (
     DELETE_TWEET,
     FOLLOW,
+    REPLY,
     RETWEET,
     TIMELINE,
+    TWEET,
     UNDO_RETWEET,
     feed_entries,
     feed_settles,
     gql,
     gql_error,
+    reply,
     tweet,
 )
 from tests.servers import run_worker, serve_api
 from tests.test_feed import idle, users
 from tests.test_feed_cluster import cluster_settings, holders  # noqa: F401 (a fixture)
+from tests.test_likes import LIKE, LIKES, UNLIKE, engagement
 from tests.test_subscriptions import SUBSCRIBE, next_update, subscribed, wait_subscribed
+from tests.test_tweet_updates import SUBSCRIBE as TWEET_UPDATES
+from tests.test_tweet_updates import next_message
 
 LIVE = SUBSCRIBE.replace(
     "... on FeedTweet { cursor tweet { id text author { username } } }",
@@ -40,6 +46,12 @@ LIVE = SUBSCRIBE.replace(
 ).replace(
     "... on TweetDeleted { tweetId }", "... on TweetDeleted { tweetId retweetedBy { username } }"
 )
+LINKS = """
+query($a: ID!, $q: ID!) {
+  a: tweet(id: $a) { inReplyTo { id } }
+  q: tweet(id: $q) { quoteOf { id } }
+}
+"""
 
 
 async def follow(client: httpx.AsyncClient, u: dict, follower: str, *followees: str) -> None:
@@ -278,3 +290,65 @@ async def test_the_dedupe_holds_on_a_feed_cluster(
                 assert len(await feeds.members(uid(u, "ann"))) == 1
             finally:
                 await feeds.client.aclose()
+
+
+async def test_a_retweets_id_names_its_original_and_an_undone_ones_nothing(
+    client: httpx.AsyncClient,
+    api_url: str,
+    app_documents: DocumentsRedis,
+    settings: Settings,
+    worker: ManagedProcess,
+) -> None:
+    """Finding A: a live retweet's id resolves to its original everywhere a tweet id comes in
+    (as Twitter's API answers with the original); an undone retweet's id is NOT_FOUND."""
+    u = await users(client, "bob", "cat", "eve")
+    cat = u["cat"][0]
+    original = await tweet(client, u["eve"][0], "the original")
+    await gql(client, RETWEET, {"id": original["id"]}, token=u["bob"][0])
+    [raw] = (await app_documents.hgetall(retweets_key(uid(u, "bob")))).values()
+    retweet_id = tweet_global_id(uid(u, "bob"), int(raw))
+    found = await gql(client, TWEET, {"id": retweet_id}, token=cat)
+    assert found["tweet"] == {
+        "id": original["id"],
+        "text": "the original",
+        "author": {"username": "eve"},
+    }
+    # Liking through the retweet likes the original, once however it is named.
+    liked = (await gql(client, LIKE, {"id": retweet_id}, token=cat))["like"]
+    assert liked == {"id": original["id"], "likeCount": 1, "viewerHasLiked": True}
+    again = (await gql(client, LIKE, {"id": original["id"]}, token=cat))["like"]
+    assert again["likeCount"] == 1
+    listed = await gql(client, LIKES, {"u": "cat", "first": 5}, token=cat)
+    assert [e["node"]["id"] for e in listed["user"]["likes"]["edges"]] == [original["id"]]
+    answer = await reply(client, cat, "answering the retweet", parent=retweet_id)
+    quote = await reply(client, cat, "quoting the retweet", quoted=retweet_id)
+    links = await gql(client, LINKS, {"a": answer["id"], "q": quote["id"]}, token=cat)
+    assert links["a"]["inReplyTo"]["id"] == original["id"]
+    assert links["q"]["quoteOf"]["id"] == original["id"]
+    counts = await engagement(client, original["id"], cat)
+    assert (counts["replyCount"], counts["quoteCount"], counts["likeCount"]) == (1, 1, 1)
+    async with subscribed(
+        api_url, cat, query=TWEET_UPDATES, variables={"ids": [retweet_id]}
+    ) as socket:
+        update = await next_message(socket)
+        assert update["payload"]["data"]["tweetUpdates"]["tweetId"] == original["id"]
+    # Undone: the retweet's id names nothing, wherever it comes in.
+    await gql(client, UNDO_RETWEET, {"id": original["id"]}, token=u["bob"][0])
+    assert (await gql(client, TWEET, {"id": retweet_id}, token=cat))["tweet"] is None
+    for operation, variables in [
+        (LIKE, {"id": retweet_id}),
+        (UNLIKE, {"id": retweet_id}),
+        (RETWEET, {"id": retweet_id}),
+        (UNDO_RETWEET, {"id": retweet_id}),
+        (REPLY, {"text": "late answer", "parent": retweet_id, "quoted": None}),
+        (REPLY, {"text": "late quote", "parent": None, "quoted": retweet_id}),
+    ]:
+        code, _ = await gql_error(client, operation, variables, token=cat)
+        assert code == "NOT_FOUND", operation
+    async with subscribed(
+        api_url, cat, query=TWEET_UPDATES, variables={"ids": [retweet_id]}
+    ) as socket:
+        message = await next_message(socket)
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    counts = await engagement(client, original["id"], cat)
+    assert (counts["retweetCount"], counts["likeCount"]) == (0, 1)
