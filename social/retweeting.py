@@ -86,7 +86,7 @@ class Retweeting:
             retweet_of=shows,
         )
         # Queued first, as every new tweet's (social/posting.py): a job whose retweet lost a
-        # concurrent race finds no document and is dropped.
+        # concurrent race finds the tombstone the losing store leaves and ends quietly.
         await self._jobs.fan_out(viewer, retweet.tweet_id, FanoutAction.PUSH)
         if await self._retweets.create(retweet) != retweet.tweet_id:
             return original  # a concurrent retweet made it first

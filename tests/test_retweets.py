@@ -13,9 +13,13 @@ import httpx
 from devstack.servers import ManagedProcess
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id, tweet_global_id
 from settings import Settings
+from social.fanout import FanOut
+from social.ports import FanoutAction
 from storage.feeds import FeedCache, feed_key, feed_originals_key, open_feed_cache
 from storage.redis_clients import DocumentsRedis
+from storage.retweets import RetweetStore
 from storage.tweet_counts import TweetCounters, TweetCounts, retweets_key
+from storage.tweets import Tweet, TweetStore, tweet_key
 from tests.conftest import RedisServer
 from tests.gql import (
     DELETE_TWEET,
@@ -33,7 +37,7 @@ from tests.gql import (
     tweet,
 )
 from tests.servers import run_worker, serve_api
-from tests.test_feed import idle, users
+from tests.test_feed import idle, jobs, users  # noqa: F401 (jobs: a fixture)
 from tests.test_feed_cluster import cluster_settings, holders  # noqa: F401 (a fixture)
 from tests.test_likes import LIKE, LIKES, UNLIKE, engagement
 from tests.test_subscriptions import SUBSCRIBE, next_update, subscribed, wait_subscribed
@@ -352,3 +356,30 @@ async def test_a_retweets_id_names_its_original_and_an_undone_ones_nothing(
         assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     counts = await engagement(client, original["id"], cat)
     assert (counts["retweetCount"], counts["likeCount"]) == (0, 1)
+
+
+async def test_a_losing_concurrent_retweet_leaves_a_fan_out_that_ends_quietly(
+    client: httpx.AsyncClient,
+    app_documents: DocumentsRedis,
+    jobs: FanOut,  # noqa: F811
+) -> None:
+    """Finding G: every retweet call queues its fan-out before storing (so no stored retweet
+    lacks one); the job of a call that lost the race to an earlier retweet finds its id
+    tombstoned and ends at once, instead of failing TweetNotStoredYet on every retry."""
+    u = await users(client, "bob", "eve")
+    original = await tweet(client, u["eve"][0], "raced")
+    shows = parse_tweet_global_id(original["id"])
+    bob = uid(u, "bob")
+    store = RetweetStore(app_documents)
+    first, second = (Tweet(tweet_id=n, author_id=bob, text="", created_at_ms=1, retweet_of=shows)
+                     for n in (10**15, 10**15 + 1))  # fmt: skip
+    assert await store.create(first) == first.tweet_id
+    assert await store.create(first) == first.tweet_id  # a resend: the retweet stays live
+    assert await store.create(second) == first.tweet_id  # the loser
+    [kept, lost] = await TweetStore(app_documents, idempotency_ttl_seconds=60).get_many(
+        [(bob, first.tweet_id), (bob, second.tweet_id)]
+    )
+    assert kept == first and lost is not None and lost.deleted
+    assert 0 < await app_documents.ttl(tweet_key(bob, second.tweet_id)) <= 86400
+    async with asyncio.timeout(1):  # before: 5 waits, then TweetNotStoredYet (retried 5 times)
+        await jobs.fan_out(bob, second.tweet_id, FanoutAction.PUSH)
