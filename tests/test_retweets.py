@@ -23,6 +23,7 @@ from storage.tweets import Tweet, TweetStore, tweet_key
 from tests.conftest import RedisServer
 from tests.gql import (
     DELETE_TWEET,
+    FEED_ENTRIES,
     FOLLOW,
     REPLY,
     RETWEET,
@@ -383,3 +384,105 @@ async def test_a_losing_concurrent_retweet_leaves_a_fan_out_that_ends_quietly(
     assert 0 < await app_documents.ttl(tweet_key(bob, second.tweet_id)) <= 86400
     async with asyncio.timeout(1):  # before: 5 waits, then TweetNotStoredYet (retried 5 times)
         await jobs.fan_out(bob, second.tweet_id, FanoutAction.PUSH)
+
+
+async def feed_by_pages(client: httpx.AsyncClient, token: str, first: int) -> list:
+    """Every entry of the viewer's feed as (text, retweeter or None), paged `first` at a time."""
+    entries, after = [], None
+    while True:
+        variables = {"first": first, "after": after}
+        page = (await gql(client, FEED_ENTRIES, variables, token=token))["feed"]
+        for edge in page["edges"]:
+            by = edge["retweetedBy"]
+            entries.append((edge["node"]["text"], None if by is None else by["username"]))
+        if not page["pageInfo"]["hasNextPage"]:
+            return entries
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_a_follow_that_brings_an_original_again_keeps_the_earliest_entry(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    feeds: FeedCache,
+    worker: ManagedProcess,
+) -> None:
+    """Finding B: the follow merge applies the push's rule (the earliest entry of an original
+    stays), so an original shows once across pages of any size, whichever follow came first,
+    and the cached feed agrees with a rebuild."""
+    u = await users(client, "ann", "bob", "cat", "dan", "eve")
+    await follow(client, u, "ann", "bob")  # ann has bob's retweet, then follows the author
+    await follow(client, u, "dan", "cat")  # dan has the author, then follows the retweeter
+    for viewer in ("ann", "dan"):
+        assert await feed_entries(client, u[viewer][0]) == []
+    x = await tweet(client, u["cat"][0], "X by cat")
+    await tweet(client, u["cat"][0], "Y by cat")
+    await gql(client, RETWEET, {"id": x["id"]}, token=u["bob"][0])
+    await idle(settings)
+    assert await feed_entries(client, u["ann"][0]) == [("X by cat", "bob")]
+    await follow(client, u, "ann", "cat")
+    await follow(client, u, "dan", "bob")
+    wanted = [("Y by cat", None), ("X by cat", None)]
+    for viewer in ("ann", "dan"):
+        for first in (1, 2, 20):
+            assert await feed_by_pages(client, u[viewer][0], first) == wanted, (viewer, first)
+        assert len(await feeds.members(uid(u, viewer))) == 2  # the merge kept the cache so
+        await feeds.client.delete(feed_key(uid(u, viewer)), feed_originals_key(uid(u, viewer)))
+        assert await feed_by_pages(client, u[viewer][0], 1) == wanted  # rebuilt: the same
+    # A retweet merged by a follow replaces a later retweet of the same original.
+    await follow(client, u, "eve", "dan")
+    assert await feed_entries(client, u["eve"][0]) == []
+    z = await tweet(client, u["ann"][0], "Z by ann")
+    await gql(client, RETWEET, {"id": z["id"]}, token=u["bob"][0])
+    await gql(client, RETWEET, {"id": z["id"]}, token=u["dan"][0])
+    await idle(settings)
+    assert await feed_entries(client, u["eve"][0]) == [("Z by ann", "dan")]
+    await follow(client, u, "eve", "bob")
+    assert ("Z by ann", "bob") in await feed_by_pages(client, u["eve"][0], 1)
+    assert ("Z by ann", "dan") not in await feed_by_pages(client, u["eve"][0], 1)
+
+
+async def test_a_celebritys_original_shows_once_beside_a_followees_retweet(
+    settings: Settings, tmp_path
+) -> None:
+    """Findings C and D: a celebrity's tweet (merged at read time) and a followee's retweet of
+    it (in the cached feed) show once, at the original's own, earlier, place, whatever the
+    page size; live, the retweet after the celebrity's tweet makes no second event."""
+    low = replace(settings, celebrity_followers=2, celebrity_refresh_seconds=0.2)
+    with serve_api(low) as url, run_worker(low, tmp_path / "worker.log"):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            u = await users(client, "star", "ann", "fan2", "fan3", "bob")
+            for fan in ("ann", "fan2", "fan3"):
+                await follow(client, u, fan, "star")
+            await follow(client, u, "ann", "bob")
+            ann = u["ann"][0]
+            await tweet(client, u["star"][0], "flips the flag")  # 3 followers > 2
+            await idle(low)
+            await feed_settles(client, ann, [("flips the flag", None)])
+            x = await tweet(client, u["star"][0], "X by star")
+            for i in range(3):
+                await tweet(client, u["bob"][0], f"bob {i}")
+            await gql(client, RETWEET, {"id": x["id"]}, token=u["bob"][0])
+            await idle(low)
+            wanted = [
+                *[(f"bob {i}", None) for i in (2, 1, 0)],
+                ("X by star", None),
+                ("flips the flag", None),
+            ]
+            # Pages of one first (a larger page would tidy the cache): once the process's
+            # celebrity cache holds X (CELEBRITY_REFRESH_SECONDS), X shows, and only there.
+            async with asyncio.timeout(10):
+                while ("X by star", None) not in (got := await feed_by_pages(client, ann, 1)):
+                    await asyncio.sleep(0.05)
+            assert got == wanted
+            for first in (2, 3, 20):
+                assert await feed_by_pages(client, ann, first) == wanted, first
+            async with subscribed(url, u["ann"][0], query=LIVE) as socket:
+                await wait_subscribed(low, u["ann"][1])
+                y = await tweet(client, u["star"][0], "Y by star")
+                update = await next_update(socket)
+                assert (update["tweet"]["id"], update["retweetedBy"]) == (y["id"], None)
+                await gql(client, RETWEET, {"id": y["id"]}, token=u["bob"][0])
+                await idle(low)
+                await tweet(client, u["bob"][0], "after the retweet")
+                update = await next_update(socket)  # not Y again, retweeted by bob
+                assert update["tweet"]["text"] == "after the retweet", update
