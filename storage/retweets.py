@@ -47,6 +47,13 @@ class RetweetStore:
         raw = await self._redis.hget(retweets_key(user_id), ref_member(original))
         return None if raw is None else int(raw)
 
+    async def retweeted(self, user_id: int, originals: list[TweetId]) -> list[bool]:
+        """Whether `user_id` has a live retweet of each of `originals` (one HMGET)."""
+        if not originals:
+            return []
+        raws = await self._redis.hmget(retweets_key(user_id), [ref_member(o) for o in originals])
+        return [raw is not None for raw in raws]
+
     def _call(self, retweet: Tweet, document: str) -> tuple[list[str], list[EncodableT]]:
         assert retweet.retweet_of is not None
         keys = [

@@ -30,6 +30,7 @@ from tests.gql import (
     TIMELINE,
     TWEET,
     UNDO_RETWEET,
+    all_pages,
     feed_entries,
     feed_settles,
     gql,
@@ -486,3 +487,25 @@ async def test_a_celebritys_original_shows_once_beside_a_followees_retweet(
                 await tweet(client, u["bob"][0], "after the retweet")
                 update = await next_update(socket)  # not Y again, retweeted by bob
                 assert update["tweet"]["text"] == "after the retweet", update
+
+
+async def test_an_authors_own_retweet_shows_their_tweet_once_in_their_timeline(
+    client: httpx.AsyncClient, worker: ManagedProcess, settings: Settings
+) -> None:
+    """Finding I: as on Twitter, a tweet its author retweeted shows once in their timeline, at
+    the retweet's place, whatever the page size; undone, it is back at its own place."""
+    u = await users(client, "amy", "bob")
+    x = await tweet(client, u["amy"][0], "mine")
+    for i in range(3):
+        await tweet(client, u["amy"][0], f"later {i}")
+    await gql(client, RETWEET, {"id": x["id"]}, token=u["amy"][0])
+    for first in (1, 2, 10):
+        nodes = await all_pages(
+            client, TIMELINE, {"u": "amy", "first": first}, lambda d: d["user"]["tweets"]
+        )
+        assert [n["text"] for n in nodes] == ["mine", "later 2", "later 1", "later 0"], first
+    await gql(client, UNDO_RETWEET, {"id": x["id"]}, token=u["amy"][0])
+    nodes = await all_pages(
+        client, TIMELINE, {"u": "amy", "first": 2}, lambda d: d["user"]["tweets"]
+    )
+    assert [n["text"] for n in nodes] == ["later 2", "later 1", "later 0", "mine"]
