@@ -294,6 +294,7 @@ def _api_services(
         ),
         posting=Posting(
             tweets=stores.tweets,
+            retweets=RetweetStore(stores.documents),
             tweet_cache=cache,
             invalidations=TweetInvalidations(stores.documents),
             counters=counters,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from graph.port import EdgeCursor
 from social.errors import InvalidInput
@@ -11,6 +12,9 @@ from storage.feeds import FeedRef
 from storage.likes import LikeCursor
 
 _MAX_ID = 2**63 - 1
+# A number as this module writes one: ASCII digits, no sign, space, underscore or leading zero
+# (int() would also take " 1", "+1", "1_0", "01" and digits of other scripts, U+0661 among them).
+_CANONICAL = re.compile(r"0|[1-9][0-9]*")
 
 
 def _b64(text: str) -> str:
@@ -23,14 +27,22 @@ def _unb64(token: str) -> str:
 
 
 def _parts(token: str, prefix: str, count: int, what: str) -> list[int]:
-    """Decode `prefix:n1:n2...` into `count` non-negative 63-bit ints or raise InvalidInput."""
+    """Decode `prefix:n1:n2...` into `count` non-negative 63-bit ints or raise InvalidInput.
+    Only what this module writes is accepted: unpadded URL-safe base64 (no stray characters,
+    which the decoder would skip) of canonical decimal numbers (`_CANONICAL`)."""
+    malformed = InvalidInput(f"malformed {what}: {token[:40]!r}")
     try:
-        kind, *numbers = _unb64(token).split(":")
-        values = [int(n) for n in numbers]
+        text = _unb64(token)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput(f"malformed {what}: {token[:40]!r}") from None
-    if kind != prefix or len(values) != count or not all(0 <= v <= _MAX_ID for v in values):
-        raise InvalidInput(f"malformed {what}: {token[:40]!r}")
+        raise malformed from None
+    kind, *numbers = text.split(":")
+    if _b64(text) != token or kind != prefix or len(numbers) != count:
+        raise malformed
+    if not all(_CANONICAL.fullmatch(n) for n in numbers):
+        raise malformed
+    values = [int(n) for n in numbers]
+    if not all(v <= _MAX_ID for v in values):
+        raise malformed
     return values
 
 

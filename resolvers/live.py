@@ -3,9 +3,10 @@ and tweetUpdates: the engagement counts of the tweets a client shows, as they ch
 
 On subscribe with a cursor, the feed entries newer than it are replayed first (oldest first), so
 a client that reconnects misses nothing the feed still holds. Then live events follow, filtered by
-the same rules as a feed read. The token is re-checked when it expires and every
-TOKEN_RECHECK_SECONDS (a revocation missed by the live hub); a token that no longer holds closes
-the socket.
+the same rules as a feed read, each original once per subscription (`DeliveredOriginals`: a
+celebrity's tweet and then a followee's retweet of it make one event). The token is re-checked
+when it expires and every TOKEN_RECHECK_SECONDS (a revocation missed by the live hub); a token
+that no longer holds closes the socket.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from typing import TypeVar
 from starlette.websockets import WebSocketState
 
 from resolvers.context import RequestContext
-from social.engagement import watchable
+from resolvers.errors import NotFound
+from resolvers.ids import tweet_global_id
+from social import errors as domain
+from social.engagement import watchable_tweets
 from social.errors import BadCredentials
-from social.feed import FeedItem
+from social.feed import DeliveredOriginals, FeedItem
 from storage.feeds import FeedRef
 from storage.live_hub import LiveEvent
 from storage.tweet_cache import TweetRef
@@ -44,17 +48,24 @@ async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncItera
     viewer = await ctx.viewer_id()
     home_feed = ctx.services.home_feed
     hub = ctx.services.live
-    subscription = await hub.join(viewer, await home_feed.open_live(viewer))
+    celebrities = await home_feed.open_live(viewer)
+    subscription = await hub.join(viewer, celebrities)
     try:
         seen: set[FeedRef] = set()
+        delivered = DeliveredOriginals()  # each original once (a celebrity's, then a retweet)
         if after is not None:
             for item in await home_feed.replay(viewer, after, ctx.load_tweets, ctx.viewer_id):
                 seen.add(item.ref)
+                delivered.first(item)
                 yield item
         async for event in _while_open(ctx, subscription.queue.get):
             await _recheck_token(ctx)
-            update = await _to_update(ctx, viewer, event)
-            if update is not None and (isinstance(update, Deleted) or update.ref not in seen):
+            update = await _to_update(ctx, viewer, event, celebrities)
+            if isinstance(update, Deleted):
+                ref = update.ref
+                delivered.forget(update.original or (ref.author_id, ref.tweet_id))
+                yield update
+            elif update is not None and update.ref not in seen and delivered.first(update):
                 yield update
     finally:
         await hub.leave(subscription)
@@ -97,12 +108,14 @@ def _until(moment: float) -> float:
     return max(0.0, moment - time.monotonic())
 
 
-async def _to_update(ctx: RequestContext, viewer: int, event: LiveEvent) -> Update | None:
+async def _to_update(
+    ctx: RequestContext, viewer: int, event: LiveEvent, celebrities: list[int]
+) -> Update | None:
     ref = FeedRef(tweet_id=event.tweet_id, author_id=event.author_id)
     if event.kind == "deleted":
         return Deleted(ref, event.original)
     ctx.reset_loaders()  # a socket lives long: read fresh, and let nothing pile up
-    return await ctx.services.home_feed.live_item(viewer, ref, ctx.load_tweets)
+    return await ctx.services.home_feed.live_item(viewer, ref, ctx.load_tweets, celebrities)
 
 
 def _seconds_to_recheck(ctx: RequestContext) -> float:
@@ -122,9 +135,22 @@ async def tweet_updates(
 ) -> AsyncIterator[tuple[TweetRef, TweetCounts]]:
     """The tweetUpdates subscription: the counts of `refs` now, then as they change, each tweet
     at most once per TWEET_UPDATES_INTERVAL_SECONDS and always ending on its latest counts.
-    Public counts: the token is only re-checked periodically (the socket's own rules)."""
+    Every id must name a live tweet (NOT_FOUND naming the first that does not, before anything
+    is watched); a live retweet's id watches its original, and the updates carry the
+    original's id. A tweet deleted later stays watched until the subscription ends: its counts
+    no longer change (nothing can like, answer, quote or retweet it), so nothing more is sent
+    for it. Public counts: the token is only re-checked periodically (the socket's own
+    rules)."""
     await ctx.viewer_id()
-    watched = watchable(refs, ctx.services.settings.tweet_updates_max_ids)
+    limit = ctx.services.settings.tweet_updates_max_ids
+    try:
+        watched = await watchable_tweets(refs, limit, ctx.load_tweets)
+    except domain.NotFound as exc:
+        index = exc.details.get("index")
+        if not isinstance(index, int):
+            raise
+        named = tweet_global_id(*refs[index])
+        raise NotFound(f"no such tweet: {named}", field="ids", id=named) from None
     hub = ctx.services.tweet_updates
     watch = await hub.watch(watched)
     try:

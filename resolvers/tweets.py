@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from resolvers.context import RequestContext
+from social.targets import resolve
 from social.visibility import Shown, shown
 from storage.tweets import TimelinePage, Tweet, TweetId
 
@@ -49,7 +50,8 @@ async def delete_tweet(ctx: RequestContext, author_id: int, tweet_id: int) -> No
 
 
 async def visible_tweet(ctx: RequestContext, author_id: int, tweet_id: int) -> Tweet | None:
-    tweet = await ctx.tweets.load((author_id, tweet_id))
+    """The live tweet an id names (a live retweet's id names its original: social.targets)."""
+    tweet = await resolve(ctx.load_tweets, (author_id, tweet_id))
     return tweet if tweet is not None and shown(tweet) else None
 
 

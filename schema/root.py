@@ -81,7 +81,10 @@ class Query:
             edges=edges, page_info=PageInfo(has_next_page=result.has_next_page, end_cursor=end)
         )
 
-    @strawberry.field(description="A tweet by id; null if there is none or it was deleted.")
+    @strawberry.field(
+        description="A tweet by id (a retweet's id gives its original); null if there is none, "
+        "it was deleted or the retweet was undone."
+    )
     async def tweet(self, info: Ctx, id: strawberry.ID) -> TweetNode | None:
         found = await tweets.visible_tweet(info.context, *parse_tweet_global_id(id))
         return None if found is None else (await tweet_nodes(info.context, [found]))[0]
@@ -259,7 +262,8 @@ class Subscription:
     @strawberry.subscription(
         description="The engagement counts of the tweets you show (1 to TWEET_UPDATES_MAX_IDS, "
         "100 by default): their counts now, then each change, at most one update per tweet "
-        "per second, always ending on the latest counts."
+        "per second, always ending on the latest counts. Every id must name a live tweet "
+        "(NOT_FOUND names the first that does not); a retweet's id watches its original."
     )
     async def tweet_updates(
         self, info: Ctx, ids: list[strawberry.ID]

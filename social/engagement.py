@@ -8,7 +8,8 @@ never liked changes nothing, whatever the interleaving of requests. The counter 
 zero, so an unlike's -1 must not reach it before its like's +1: one process runs the likes and
 unlikes of one (user, tweet) one at a time (the same user racing themselves through two API
 processes within the same few microseconds could still lose one, at a count of zero).
-Only an existing, undeleted tweet can be liked or unliked (NotFound otherwise, nothing changed).
+Only an existing, undeleted tweet can be liked or unliked (NotFound otherwise, nothing changed);
+a live retweet's id likes its original (social.targets), an undone one's is NotFound.
 Every like and unlike attempt is charged against RATE_LIKES, repeats included: each costs the
 same writes' worth of work.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from social.errors import InvalidInput, NotFound
 from social.feed import MAX_READ_ROUNDS, LoadTweets
 from social.paging import page_size
+from social.targets import resolve, resolve_many
 from social.throttle import Throttle
 from storage.feeds import FeedRef
 from storage.likes import LikeCursor, LikeStore
@@ -43,6 +45,21 @@ def watchable(refs: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
     if not 1 <= len(refs) <= limit:
         raise InvalidInput(f"ids must name 1 to {limit} tweets", field="ids", maxIds=limit)
     return list(dict.fromkeys(refs))
+
+
+async def watchable_tweets(
+    refs: list[tuple[int, int]], limit: int, load: LoadTweets
+) -> list[tuple[int, int]]:
+    """The tweets one subscription watches (`watchable`), each a live tweet (one batched load,
+    two if some are retweets): a live retweet's id watches its original (social.targets);
+    NotFound (with `index`, the position of the first id that is not a live tweet: deleted,
+    unknown, an undone retweet) refuses the subscription before anything is watched."""
+    wanted = watchable(refs, limit)
+    found = await resolve_many(load, wanted)
+    for index, tweet in enumerate(found):
+        if tweet is None or not shown(tweet):
+            raise NotFound("no such tweet", field="ids", index=refs.index(wanted[index]))
+    return list(dict.fromkeys((t.author_id, t.tweet_id) for t in found if t is not None))
 
 
 def shown(tweet: Tweet | None) -> bool:
@@ -72,19 +89,21 @@ class Engagement:
         self._changing: dict[tuple[int, FeedRef], tuple[asyncio.Lock, int]] = {}
 
     async def like(self, viewer: int, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
-        """The viewer likes the tweet (idempotent); returns it."""
+        """The viewer likes the tweet (idempotent; a retweet's id likes its original); returns
+        it."""
         tweet = await self._existing(author, tweet_id, load)
         await self._throttle.charge("like", viewer, self._rate_likes)
-        ref = FeedRef(tweet_id, author)
+        ref = FeedRef(tweet.tweet_id, tweet.author_id)
         now_ms = int(self._clock() * 1000)
         await self._change(viewer, ref, lambda: self._likes.like(viewer, ref, now_ms), 1)
         return tweet
 
     async def unlike(self, viewer: int, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
-        """The viewer no longer likes the tweet (idempotent); returns it."""
+        """The viewer no longer likes the tweet (idempotent; a retweet's id: its original);
+        returns it."""
         tweet = await self._existing(author, tweet_id, load)
         await self._throttle.charge("like", viewer, self._rate_likes)
-        ref = FeedRef(tweet_id, author)
+        ref = FeedRef(tweet.tweet_id, tweet.author_id)
         await self._change(viewer, ref, lambda: self._likes.unlike(viewer, ref), -1)
         return tweet
 
@@ -107,7 +126,8 @@ class Engagement:
                 self._changing[key] = (lock, users - 1)
 
     async def _existing(self, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
-        [tweet] = await load([(author, tweet_id)])
+        """The live tweet the id names (social.targets: a live retweet's id, its original)."""
+        tweet = await resolve(load, (author, tweet_id))
         if tweet is None or tweet.deleted:
             raise NotFound("no such tweet", field="tweetId")
         return tweet

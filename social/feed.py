@@ -58,6 +58,31 @@ class FeedResult:
     end_cursor: FeedRef | None
 
 
+class DeliveredOriginals:
+    """The originals one live subscription delivered, newest `limit` remembered (least recently
+    delivered out): an original goes out live once, however it reaches the subscription (a
+    celebrity's tweet from this process, then a followee's retweet of it pushed to the feed
+    before this process's celebrity cache holds it). A deletion forgets it, so a retweet that
+    shows it again later does."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._limit = limit
+        self._seen: dict[tuple[int, int], None] = {}
+
+    def first(self, item: FeedItem) -> bool:
+        """Whether `item`'s original was not delivered yet (it is remembered now)."""
+        key = (item.tweet.author_id, item.tweet.tweet_id)
+        new = key not in self._seen
+        self._seen.pop(key, None)
+        self._seen[key] = None
+        if len(self._seen) > self._limit:
+            del self._seen[next(iter(self._seen))]
+        return new
+
+    def forget(self, original: tuple[int, int]) -> None:
+        self._seen.pop(original, None)
+
+
 class Followees:
     """Whom the viewer follows, as far as this read needs to know: learnt from the feed pages
     it reads (the page script says, per ref, whether the viewer follows its author) and from
@@ -175,7 +200,7 @@ class HomeFeed:
         view = await self.followees(viewer, page.celebrities, page.following_version)
         view.learn(page)
         source = await self._source(viewer, view, page, after)
-        celebrity = await self._celebrity_refs(view)
+        celebrity = await self._celebrity_refs(view.celebrities)
         fill = visibility.PageFill(want=want, cursor=after, shown=[], hidden=[])
         more = True
         for _ in range(MAX_READ_ROUNDS):
@@ -185,8 +210,9 @@ class HomeFeed:
             floor = None if exhausted else cached[-1]
             merged = visibility.between(celebrity, fill.cursor, floor)
             candidates = merge_newest([cached, merged])
-            shown = await self.visible(viewer, view, candidates, load, merged)
-            unread = fill.take(candidates, shown)
+            passed: set[FeedRef] = set()
+            shown = await self.visible(viewer, view, candidates, load, merged, celebrity, passed)
+            unread = fill.take(candidates, shown, passed)
             more = unread > 0 or not exhausted
             if fill.full or not more:
                 break
@@ -215,13 +241,18 @@ class HomeFeed:
         page = await self.read(viewer, self.max_page_size, None, load, verify)
         return [item for item in reversed(page.items) if item.ref > after]
 
-    async def live_item(self, viewer: int, ref: FeedRef, load: LoadTweets) -> FeedItem | None:
+    async def live_item(
+        self, viewer: int, ref: FeedRef, load: LoadTweets, celebrities: Collection[int] = ()
+    ) -> FeedItem | None:
         """The new entry `ref` as the viewer's feed would show it now, or None if hidden. The
-        viewer must be authenticated (a miss fills nothing: one cheap lookup per event)."""
+        viewer must be authenticated (a miss fills nothing: one cheap lookup per event).
+        `celebrities`: those the viewer follows (their tweets reach the subscription from this
+        process): a retweet of one of their recent tweets is hidden, as a read hides it."""
         view = Followees([], functools.partial(self._ask_follows, viewer), version="")
         # A pushed retweet is in the feed only if the feed showed its original nowhere else,
         # and a celebrity's is not in it: both are checked as a merged one.
-        entry = (await self.visible(viewer, view, [ref], load, [ref])).get(ref)
+        recent = await self._celebrity_refs(list(celebrities))
+        entry = (await self.visible(viewer, view, [ref], load, [ref], recent)).get(ref)
         return None if entry is None else FeedItem(ref, entry.tweet, entry.retweeted_by)
 
     async def _ask_follows(self, viewer: int, authors: list[int]) -> set[int]:
@@ -263,11 +294,17 @@ class HomeFeed:
         refs: list[FeedRef],
         load: LoadTweets,
         merged: Collection[FeedRef] = (),
+        celebrity: Collection[FeedRef] = (),
+        passed: set[FeedRef] | None = None,
     ) -> dict[FeedRef, visibility.Shown]:
         """The refs the viewer may see, with what they show: fetch (the documents; the
         originals of retweets; whether the viewer follows the authors replies answer), then
         decide. A retweet among `merged` (refs not from the cached feed: celebrities') is
-        left out if the cached feed shows its original elsewhere (one more call, only then)."""
+        left out if the cached feed shows its original elsewhere (one more call, only then).
+        A retweet of a tweet among `celebrity` (every celebrity ref this read merges, on any
+        page) is left out too, and added to `passed` (not dropped from the cache): the original
+        shows at its own, earlier, entry, so each original shows once whatever the page size
+        (`visibility.shown_by_celebrity`)."""
         if not refs:
             return {}
         followed = await view.check(visibility.authors_to_check(viewer, refs))
@@ -277,6 +314,10 @@ class HomeFeed:
         originals = dict(zip(wanted, await load(wanted), strict=True)) if wanted else {}
         parents = await view.check(visibility.parent_authors(viewer, documents))
         found = visibility.decide(viewer, allowed, documents, originals, parents)
+        for ref in visibility.shown_by_celebrity(found, celebrity):
+            del found[ref]
+            if passed is not None:
+                passed.add(ref)
         outside = set(merged)
         retweets = [r for r, e in found.items() if e.retweeted_by is not None and r in outside]
         pairs = [(visibility.feed_ref(found[ref].original), ref) for ref in retweets]
@@ -331,10 +372,10 @@ class HomeFeed:
         await self._feeds.finish_rebuild(viewer, *await self._gather(viewer, view))
         self._metrics.feed_rebuilds.observe(time.perf_counter() - started)
 
-    async def _celebrity_refs(self, view: Followees) -> list[FeedRef]:
+    async def _celebrity_refs(self, celebrities: list[int]) -> list[FeedRef]:
         """Recent tweets of the celebrities the viewer follows (at most `celebrities_per_read`
         of them), newest first."""
-        merged = view.celebrities[: self._celebrities_per_read]
+        merged = celebrities[: self._celebrities_per_read]
         if not merged:
             return []
         recent = await self._celebrities.recent(merged)

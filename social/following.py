@@ -22,6 +22,7 @@ from social.errors import InvalidInput, NotFound
 from social.paging import page_size
 from social.ports import JobQueue
 from social.throttle import Throttle
+from social.visibility import feed_ref
 from storage.feeds import FeedCache, FeedRef
 from storage.followee_sets import FolloweeSets
 from storage.tweets import TweetStore
@@ -78,11 +79,20 @@ class Following:
 
     async def _merge_recent_tweets(self, viewer: int, followee: int) -> None:
         """Put the new followee's recent tweets into the viewer's feed right away (if the viewer
-        has a feed; celebrities' tweets are merged at read time anyway)."""
+        has a feed; celebrities' tweets are merged at read time anyway). Their documents are
+        read (one round trip) to tell the merge which are retweets of what: it keeps each
+        original once, by the rule pushes and rebuilds apply (the earliest entry stays)."""
         recent = await self._tweets.recent_tweet_ids([followee], self._merge_tweets)
         refs = [FeedRef(tweet_id, followee) for tweet_id in recent[followee]]
-        if refs:
-            await self._feeds.merge_into_feed(viewer, refs)
+        if not refs:
+            return
+        documents = await self._tweets.get_many([(r.author_id, r.tweet_id) for r in refs])
+        originals = {
+            ref: feed_ref(tweet.retweet_of)
+            for ref, tweet in zip(refs, documents, strict=True)
+            if tweet is not None and tweet.retweet_of is not None
+        }
+        await self._feeds.merge_into_feed(viewer, refs, originals)
 
     async def unfollow(self, viewer: int, followee: int) -> None:
         """Make the viewer stop following `followee`. Idempotent."""

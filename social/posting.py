@@ -14,10 +14,11 @@ the few hundred milliseconds of the wait, and those see it disappear like a dele
 
 Replies and quotes (issue 12): a tweet may answer one tweet (`in_reply_to`; it joins that
 tweet's conversation, whose root it records) and quote one (`quote_of`), both at once as the
-Twitter API allows; either must name a live tweet (a retweet stands for its original), else
-NotFound and nothing is written. Once stored, a reply is listed under its parent
-(storage/conversations.py) and the parent's replies counter moves when the listing changed; a
-quote moves the quoted tweet's quotes counter. Deleting takes both back, once.
+Twitter API allows; either must name a live tweet (a live retweet stands for its original, an
+undone one for nothing: social.targets), else NotFound and nothing is written. Once stored, a
+reply is listed under its parent (storage/conversations.py) and the parent's replies counter
+moves when the listing changed; a quote moves the quoted tweet's quotes counter. Deleting takes
+both back, once.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from social.fanout_plan import live_event
 from social.feed import LoadTweets
 from social.paging import page_size
 from social.ports import FanoutAction, JobQueue
+from social.targets import resolve
 from social.throttle import Throttle
 from social.visibility import Shown, shown
 from storage.conversations import Conversations
@@ -52,6 +54,7 @@ from storage.media import (
     media_key,
 )
 from storage.media import MediaNotReady as VideoNotReady
+from storage.retweets import RetweetStore
 from storage.tweet_cache import TweetCache, TweetInvalidations
 from storage.tweet_counts import Count, TweetCounters
 from storage.tweets import MediaNotAttachable, TimelinePage, Tweet, TweetId, TweetStore
@@ -116,8 +119,10 @@ class Posting:
         max_page_size: int,
         durable_replicas: int = 0,
         durable_timeout_ms: int = 500,
+        retweets: RetweetStore | None = None,
     ) -> None:
         self._tweets = tweets
+        self._retweets = retweets
         self._cache = tweet_cache
         self._invalidations = invalidations
         self._counters = counters
@@ -196,9 +201,7 @@ class Posting:
         NotFound naming the argument."""
         if ref is None:
             return None
-        [target] = await self._tweets.get_many([ref])
-        if target is not None and target.retweet_of is not None:
-            [target] = await self._tweets.get_many([target.retweet_of])
+        target = await resolve(self._tweets.get_many, ref)
         if target is None or target.deleted:
             raise NotFound("no such tweet", field=field)
         return target
@@ -281,10 +284,17 @@ class Posting:
         """A page of the author's tweets (each with its id in the timeline), newest first, and
         the page of ids it came from. A retweet shows its original, retweeted by the author
         (not at all once either is gone): one more load for the originals when the page has
-        retweets."""
+        retweets. An original the author retweeted shows once, as Twitter shows it: at the
+        retweet's (newer) place, on whichever page that is; its own entry is left out (one
+        HMGET of the author's retweets per page)."""
         size = page_size(first, self._max_page_size)
         page = await self._tweets.timeline_page(author, size, before)
         found = [t for t in await load([(author, t) for t in page.tweet_ids]) if shown(t)]
+        if self._retweets is not None:
+            own = [t.tweet_id for t in found if t is not None and t.retweet_of is None]
+            again = await self._retweets.retweeted(author, [(author, t) for t in own])
+            higher = {t for t, retweeted in zip(own, again, strict=True) if retweeted}
+            found = [t for t in found if t is not None and t.tweet_id not in higher]
         wanted = sorted({t.retweet_of for t in found if t is not None and t.retweet_of})
         originals = dict(zip(wanted, await load(wanted), strict=True)) if wanted else {}
         entries = []

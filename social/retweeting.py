@@ -9,7 +9,7 @@ show the original, "retweeted by" the retweeter.
   that stores the retweet, storage/retweets.py, so concurrent repeats make one retweet); undoing
   what is not retweeted changes nothing. Neither repeat costs rate.
 - Retweeting a retweet retweets its original; retweeting your own tweet is allowed; a deleted
-  or unknown tweet is NotFound.
+  or unknown tweet, or an undone retweet's id, is NotFound (social.targets).
 - The original's retweets counter moves exactly when a retweet is made or undone.
 - Undo tombstones the retweet and takes it out of every feed through the delete pipeline (the
   fan-out's UNPUSH, which tells live viewers), as deleting an original takes down its retweets
@@ -22,6 +22,7 @@ from social.errors import NotFound
 from social.fanout_plan import live_event
 from social.ports import FanoutAction, JobQueue
 from social.posting import Clock
+from social.targets import resolve
 from social.throttle import Throttle
 from social.visibility import feed_ref
 from storage.feeds import FeedCache, FeedRef
@@ -64,11 +65,9 @@ class Retweeting:
 
     async def _original(self, target: TweetId) -> Tweet | None:
         """The tweet a retweet of `target` retweets (tombstones included): `target`'s document,
-        or its original's if it is a retweet; None if unknown."""
-        [tweet] = await self._tweets.get_many([target])
-        if tweet is not None and tweet.retweet_of is not None:
-            [tweet] = await self._tweets.get_many([tweet.retweet_of])
-        return tweet
+        or its original's if it is a live retweet; None if unknown or an undone retweet
+        (social.targets)."""
+        return await resolve(self._tweets.get_many, target)
 
     async def retweet(self, viewer: int, target: TweetId) -> Tweet:
         """Retweet `target` (or the original it retweets); returns the original."""
@@ -87,7 +86,7 @@ class Retweeting:
             retweet_of=shows,
         )
         # Queued first, as every new tweet's (social/posting.py): a job whose retweet lost a
-        # concurrent race finds no document and is dropped.
+        # concurrent race finds the tombstone the losing store leaves and ends quietly.
         await self._jobs.fan_out(viewer, retweet.tweet_id, FanoutAction.PUSH)
         if await self._retweets.create(retweet) != retweet.tweet_id:
             return original  # a concurrent retweet made it first

@@ -12,8 +12,10 @@ Conversations and retweets (Twitter's home rules):
   was undone or the original is gone;
 - a viewer sees an original once: among the entries showing it, the earliest wins
   (`earliest_per_original`), on a rebuild over the whole feed and on a read over what it
-  fetched (a page also skips an original it showed already: `PageFill`). Pushes keep the cached
-  feed that way too (storage/feeds.py `feed_originals`).
+  fetched (a page also skips an original it showed already: `PageFill`). Pushes and follow merges
+  keep the cached feed that way too (storage/feeds.py `feed_originals`); a cached retweet of a
+  celebrity's tweet that the read merges is passed over (`shown_by_celebrity`): the original
+  shows at its own, earlier, place, on whichever page that falls.
 """
 
 from __future__ import annotations
@@ -145,6 +147,22 @@ def rebuilt_feed(
     return kept, originals
 
 
+def shown_by_celebrity(
+    found: Mapping[FeedRef, Shown], celebrity: Collection[FeedRef]
+) -> list[FeedRef]:
+    """The retweet entries among `found` whose original is one of the celebrity tweets a read
+    merges (`celebrity`, their refs): the original shows there, at an earlier entry than any
+    retweet of it, so those entries are passed over (earliest wins, as in the cached feed)."""
+    if not celebrity:
+        return []
+    merged = set(celebrity)
+    return [
+        ref
+        for ref, entry in found.items()
+        if entry.retweeted_by is not None and feed_ref(entry.original) in merged
+    ]
+
+
 def authors_to_check(viewer: int, refs: list[FeedRef]) -> list[int]:
     """The authors among `refs` whose follow state decides visibility (all but the viewer),
     sorted and without repeats: one batched lookup answers for all of them."""
@@ -181,16 +199,24 @@ class PageFill:
     def full(self) -> bool:
         return len(self.shown) == self.want
 
-    def take(self, candidates: list[FeedRef], visible: Mapping[FeedRef, Shown]) -> int:
+    def take(
+        self,
+        candidates: list[FeedRef],
+        visible: Mapping[FeedRef, Shown],
+        passed: Collection[FeedRef] = (),
+    ) -> int:
         """Walk `candidates` (newest first) until the page is full: the visible go on the page
-        (an original once: a later entry of one shown is skipped), the others to `hidden`.
-        Returns how many candidates were left unread."""
+        (an original once: a later entry of one shown is skipped), the `passed` are skipped
+        (shown elsewhere, kept in the feed), the others go to `hidden`. Returns how many
+        candidates were left unread."""
         unread = len(candidates)
         for ref in candidates:
             if self.full:
                 break
             self.cursor, unread = ref, unread - 1
             entry = visible.get(ref)
+            if entry is None and ref in passed:
+                continue
             if entry is None:
                 self.hidden.append(ref)
             elif entry.original in self.originals:

@@ -12,10 +12,14 @@ Keys (this module is their only writer); `{V}` is the viewer id:
                      A retweet's entry is the retweet's own ref (its id, the retweeter's id);
                      the read finds the original in the retweet's document.
   feed_originals:{V} hash: the 16-byte member of an original tweet -> the member of the retweet
-                     entry that shows it in feed:{V}. Lets a push decide, in the script that
-                     adds the entry, that the viewer already has that original (its own entry,
-                     or another retweet of it still in the feed) and leave the feed alone:
-                     a viewer sees an original once however many followees retweet it. Same
+                     entry that shows it in feed:{V}. Lets a push or a follow's merge decide,
+                     in the script that adds the entry, that the viewer already has that
+                     original (its own entry, or another retweet of it still in the feed):
+                     a viewer sees an original once however many followees retweet it. Every
+                     writer applies one rule (storage/lua/_shown_elsewhere.lua): of the entries
+                     showing one original, the earliest stays (a retweet entry is not added
+                     after an earlier one; the original's own entry, or an earlier retweet,
+                     replaces a later retweet entry), as a rebuild keeps the earliest. Same
                      slot and TTL as the feed; an entry whose retweet left the feed (trim,
                      clean-up) is ignored, and pruned once the hash outgrows twice the cap;
                      a rebuild starts it afresh.
@@ -241,9 +245,16 @@ class FeedCache:
             await refresh_slot_map(cluster)
         return total
 
-    async def merge_into_feed(self, viewer_id: int, refs: list[FeedRef]) -> bool:
-        """Add refs to the viewer's feed if it exists (a follow). False if there is no feed."""
-        return await self._merge_refs(viewer_id, refs, finish=False)
+    async def merge_into_feed(
+        self,
+        viewer_id: int,
+        refs: list[FeedRef],
+        originals: dict[FeedRef, FeedRef] | None = None,
+    ) -> bool:
+        """Add refs to the viewer's feed if it exists (a follow). `originals` maps the retweet
+        entries among `refs` to the originals they show: of the entries showing one original
+        the earliest stays, as for a push. False if there is no feed."""
+        return await self._merge_refs(viewer_id, refs, finish=False, originals=originals)
 
     async def drop_refs(self, viewer_id: int, refs: list[FeedRef], following_version: str) -> None:
         """Remove entries a read found invisible (deleted, or by someone no longer followed),

@@ -29,6 +29,8 @@ from storage.redis_clients import DocumentsRedis, reply_bytes
 from storage.tweet_counts import retweets_key
 from storage.tweets import Tweet, TweetId, member, timeline_key, tweet_key
 
+LOSER_TOMBSTONE_SECONDS = 86400  # outlives every retry of the losing call's fan-out job
+
 
 def retweeters_key(author_id: int, tweet_id: int) -> str:
     return f"retweeters:{{{author_id}}}:{tweet_id}"
@@ -44,6 +46,13 @@ class RetweetStore:
         """The id of `user_id`'s retweet of `original`, if there is one."""
         raw = await self._redis.hget(retweets_key(user_id), ref_member(original))
         return None if raw is None else int(raw)
+
+    async def retweeted(self, user_id: int, originals: list[TweetId]) -> list[bool]:
+        """Whether `user_id` has a live retweet of each of `originals` (one HMGET)."""
+        if not originals:
+            return []
+        raws = await self._redis.hmget(retweets_key(user_id), [ref_member(o) for o in originals])
+        return [raw is not None for raw in raws]
 
     def _call(self, retweet: Tweet, document: str) -> tuple[list[str], list[EncodableT]]:
         assert retweet.retweet_of is not None
@@ -63,8 +72,10 @@ class RetweetStore:
     async def create(self, retweet: Tweet) -> int:
         """Store `retweet` (a document with `retweet_of`) unless its author retweeted that
         original already: the id of the author's retweet of it (`retweet.tweet_id` if this
-        call made it)."""
+        call made it). A call that loses leaves an expiring tombstone under its own id, so
+        the fan-out job queued for that id before the call finds it deleted and does nothing."""
         keys, args = self._call(retweet, retweet.to_json())
+        args += [retweet.tombstone().to_json(), LOSER_TOMBSTONE_SECONDS]
         return int(await self._create(keys=keys, args=args))
 
     async def undo(self, retweet: Tweet) -> bool:

@@ -13,26 +13,38 @@ import httpx
 from devstack.servers import ManagedProcess
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id, tweet_global_id
 from settings import Settings
+from social.fanout import FanOut
+from social.ports import FanoutAction
 from storage.feeds import FeedCache, feed_key, feed_originals_key, open_feed_cache
 from storage.redis_clients import DocumentsRedis
+from storage.retweets import RetweetStore
 from storage.tweet_counts import TweetCounters, TweetCounts, retweets_key
+from storage.tweets import Tweet, TweetStore, tweet_key
 from tests.conftest import RedisServer
 from tests.gql import (
     DELETE_TWEET,
+    FEED_ENTRIES,
     FOLLOW,
+    REPLY,
     RETWEET,
     TIMELINE,
+    TWEET,
     UNDO_RETWEET,
+    all_pages,
     feed_entries,
     feed_settles,
     gql,
     gql_error,
+    reply,
     tweet,
 )
 from tests.servers import run_worker, serve_api
-from tests.test_feed import idle, users
+from tests.test_feed import idle, jobs, users  # noqa: F401 (jobs: a fixture)
 from tests.test_feed_cluster import cluster_settings, holders  # noqa: F401 (a fixture)
+from tests.test_likes import LIKE, LIKES, UNLIKE, engagement
 from tests.test_subscriptions import SUBSCRIBE, next_update, subscribed, wait_subscribed
+from tests.test_tweet_updates import SUBSCRIBE as TWEET_UPDATES
+from tests.test_tweet_updates import next_message
 
 LIVE = SUBSCRIBE.replace(
     "... on FeedTweet { cursor tweet { id text author { username } } }",
@@ -40,6 +52,12 @@ LIVE = SUBSCRIBE.replace(
 ).replace(
     "... on TweetDeleted { tweetId }", "... on TweetDeleted { tweetId retweetedBy { username } }"
 )
+LINKS = """
+query($a: ID!, $q: ID!) {
+  a: tweet(id: $a) { inReplyTo { id } }
+  q: tweet(id: $q) { quoteOf { id } }
+}
+"""
 
 
 async def follow(client: httpx.AsyncClient, u: dict, follower: str, *followees: str) -> None:
@@ -278,3 +296,216 @@ async def test_the_dedupe_holds_on_a_feed_cluster(
                 assert len(await feeds.members(uid(u, "ann"))) == 1
             finally:
                 await feeds.client.aclose()
+
+
+async def test_a_retweets_id_names_its_original_and_an_undone_ones_nothing(
+    client: httpx.AsyncClient,
+    api_url: str,
+    app_documents: DocumentsRedis,
+    settings: Settings,
+    worker: ManagedProcess,
+) -> None:
+    """Finding A: a live retweet's id resolves to its original everywhere a tweet id comes in
+    (as Twitter's API answers with the original); an undone retweet's id is NOT_FOUND."""
+    u = await users(client, "bob", "cat", "eve")
+    cat = u["cat"][0]
+    original = await tweet(client, u["eve"][0], "the original")
+    await gql(client, RETWEET, {"id": original["id"]}, token=u["bob"][0])
+    [raw] = (await app_documents.hgetall(retweets_key(uid(u, "bob")))).values()
+    retweet_id = tweet_global_id(uid(u, "bob"), int(raw))
+    found = await gql(client, TWEET, {"id": retweet_id}, token=cat)
+    assert found["tweet"] == {
+        "id": original["id"],
+        "text": "the original",
+        "author": {"username": "eve"},
+    }
+    # Liking through the retweet likes the original, once however it is named.
+    liked = (await gql(client, LIKE, {"id": retweet_id}, token=cat))["like"]
+    assert liked == {"id": original["id"], "likeCount": 1, "viewerHasLiked": True}
+    again = (await gql(client, LIKE, {"id": original["id"]}, token=cat))["like"]
+    assert again["likeCount"] == 1
+    listed = await gql(client, LIKES, {"u": "cat", "first": 5}, token=cat)
+    assert [e["node"]["id"] for e in listed["user"]["likes"]["edges"]] == [original["id"]]
+    answer = await reply(client, cat, "answering the retweet", parent=retweet_id)
+    quote = await reply(client, cat, "quoting the retweet", quoted=retweet_id)
+    links = await gql(client, LINKS, {"a": answer["id"], "q": quote["id"]}, token=cat)
+    assert links["a"]["inReplyTo"]["id"] == original["id"]
+    assert links["q"]["quoteOf"]["id"] == original["id"]
+    counts = await engagement(client, original["id"], cat)
+    assert (counts["replyCount"], counts["quoteCount"], counts["likeCount"]) == (1, 1, 1)
+    async with subscribed(
+        api_url, cat, query=TWEET_UPDATES, variables={"ids": [retweet_id]}
+    ) as socket:
+        update = await next_message(socket)
+        assert update["payload"]["data"]["tweetUpdates"]["tweetId"] == original["id"]
+    # Undone: the retweet's id names nothing, wherever it comes in.
+    await gql(client, UNDO_RETWEET, {"id": original["id"]}, token=u["bob"][0])
+    assert (await gql(client, TWEET, {"id": retweet_id}, token=cat))["tweet"] is None
+    for operation, variables in [
+        (LIKE, {"id": retweet_id}),
+        (UNLIKE, {"id": retweet_id}),
+        (RETWEET, {"id": retweet_id}),
+        (UNDO_RETWEET, {"id": retweet_id}),
+        (REPLY, {"text": "late answer", "parent": retweet_id, "quoted": None}),
+        (REPLY, {"text": "late quote", "parent": None, "quoted": retweet_id}),
+    ]:
+        code, _ = await gql_error(client, operation, variables, token=cat)
+        assert code == "NOT_FOUND", operation
+    async with subscribed(
+        api_url, cat, query=TWEET_UPDATES, variables={"ids": [retweet_id]}
+    ) as socket:
+        message = await next_message(socket)
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    counts = await engagement(client, original["id"], cat)
+    assert (counts["retweetCount"], counts["likeCount"]) == (0, 1)
+
+
+async def test_a_losing_concurrent_retweet_leaves_a_fan_out_that_ends_quietly(
+    client: httpx.AsyncClient,
+    app_documents: DocumentsRedis,
+    jobs: FanOut,  # noqa: F811
+) -> None:
+    """Finding G: every retweet call queues its fan-out before storing (so no stored retweet
+    lacks one); the job of a call that lost the race to an earlier retweet finds its id
+    tombstoned and ends at once, instead of failing TweetNotStoredYet on every retry."""
+    u = await users(client, "bob", "eve")
+    original = await tweet(client, u["eve"][0], "raced")
+    shows = parse_tweet_global_id(original["id"])
+    bob = uid(u, "bob")
+    store = RetweetStore(app_documents)
+    first, second = (Tweet(tweet_id=n, author_id=bob, text="", created_at_ms=1, retweet_of=shows)
+                     for n in (10**15, 10**15 + 1))  # fmt: skip
+    assert await store.create(first) == first.tweet_id
+    assert await store.create(first) == first.tweet_id  # a resend: the retweet stays live
+    assert await store.create(second) == first.tweet_id  # the loser
+    [kept, lost] = await TweetStore(app_documents, idempotency_ttl_seconds=60).get_many(
+        [(bob, first.tweet_id), (bob, second.tweet_id)]
+    )
+    assert kept == first and lost is not None and lost.deleted
+    assert 0 < await app_documents.ttl(tweet_key(bob, second.tweet_id)) <= 86400
+    async with asyncio.timeout(1):  # before: 5 waits, then TweetNotStoredYet (retried 5 times)
+        await jobs.fan_out(bob, second.tweet_id, FanoutAction.PUSH)
+
+
+async def feed_by_pages(client: httpx.AsyncClient, token: str, first: int) -> list:
+    """Every entry of the viewer's feed as (text, retweeter or None), paged `first` at a time."""
+    entries, after = [], None
+    while True:
+        variables = {"first": first, "after": after}
+        page = (await gql(client, FEED_ENTRIES, variables, token=token))["feed"]
+        for edge in page["edges"]:
+            by = edge["retweetedBy"]
+            entries.append((edge["node"]["text"], None if by is None else by["username"]))
+        if not page["pageInfo"]["hasNextPage"]:
+            return entries
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_a_follow_that_brings_an_original_again_keeps_the_earliest_entry(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    feeds: FeedCache,
+    worker: ManagedProcess,
+) -> None:
+    """Finding B: the follow merge applies the push's rule (the earliest entry of an original
+    stays), so an original shows once across pages of any size, whichever follow came first,
+    and the cached feed agrees with a rebuild."""
+    u = await users(client, "ann", "bob", "cat", "dan", "eve")
+    await follow(client, u, "ann", "bob")  # ann has bob's retweet, then follows the author
+    await follow(client, u, "dan", "cat")  # dan has the author, then follows the retweeter
+    for viewer in ("ann", "dan"):
+        assert await feed_entries(client, u[viewer][0]) == []
+    x = await tweet(client, u["cat"][0], "X by cat")
+    await tweet(client, u["cat"][0], "Y by cat")
+    await gql(client, RETWEET, {"id": x["id"]}, token=u["bob"][0])
+    await idle(settings)
+    assert await feed_entries(client, u["ann"][0]) == [("X by cat", "bob")]
+    await follow(client, u, "ann", "cat")
+    await follow(client, u, "dan", "bob")
+    wanted = [("Y by cat", None), ("X by cat", None)]
+    for viewer in ("ann", "dan"):
+        for first in (1, 2, 20):
+            assert await feed_by_pages(client, u[viewer][0], first) == wanted, (viewer, first)
+        assert len(await feeds.members(uid(u, viewer))) == 2  # the merge kept the cache so
+        await feeds.client.delete(feed_key(uid(u, viewer)), feed_originals_key(uid(u, viewer)))
+        assert await feed_by_pages(client, u[viewer][0], 1) == wanted  # rebuilt: the same
+    # A retweet merged by a follow replaces a later retweet of the same original.
+    await follow(client, u, "eve", "dan")
+    assert await feed_entries(client, u["eve"][0]) == []
+    z = await tweet(client, u["ann"][0], "Z by ann")
+    await gql(client, RETWEET, {"id": z["id"]}, token=u["bob"][0])
+    await gql(client, RETWEET, {"id": z["id"]}, token=u["dan"][0])
+    await idle(settings)
+    assert await feed_entries(client, u["eve"][0]) == [("Z by ann", "dan")]
+    await follow(client, u, "eve", "bob")
+    assert ("Z by ann", "bob") in await feed_by_pages(client, u["eve"][0], 1)
+    assert ("Z by ann", "dan") not in await feed_by_pages(client, u["eve"][0], 1)
+
+
+async def test_a_celebritys_original_shows_once_beside_a_followees_retweet(
+    settings: Settings, tmp_path
+) -> None:
+    """Findings C and D: a celebrity's tweet (merged at read time) and a followee's retweet of
+    it (in the cached feed) show once, at the original's own, earlier, place, whatever the
+    page size; live, the retweet after the celebrity's tweet makes no second event."""
+    low = replace(settings, celebrity_followers=2, celebrity_refresh_seconds=0.2)
+    with serve_api(low) as url, run_worker(low, tmp_path / "worker.log"):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            u = await users(client, "star", "ann", "fan2", "fan3", "bob")
+            for fan in ("ann", "fan2", "fan3"):
+                await follow(client, u, fan, "star")
+            await follow(client, u, "ann", "bob")
+            ann = u["ann"][0]
+            await tweet(client, u["star"][0], "flips the flag")  # 3 followers > 2
+            await idle(low)
+            await feed_settles(client, ann, [("flips the flag", None)])
+            x = await tweet(client, u["star"][0], "X by star")
+            for i in range(3):
+                await tweet(client, u["bob"][0], f"bob {i}")
+            await gql(client, RETWEET, {"id": x["id"]}, token=u["bob"][0])
+            await idle(low)
+            wanted = [
+                *[(f"bob {i}", None) for i in (2, 1, 0)],
+                ("X by star", None),
+                ("flips the flag", None),
+            ]
+            # Pages of one first (a larger page would tidy the cache): once the process's
+            # celebrity cache holds X (CELEBRITY_REFRESH_SECONDS), X shows, and only there.
+            async with asyncio.timeout(10):
+                while ("X by star", None) not in (got := await feed_by_pages(client, ann, 1)):
+                    await asyncio.sleep(0.05)
+            assert got == wanted
+            for first in (2, 3, 20):
+                assert await feed_by_pages(client, ann, first) == wanted, first
+            async with subscribed(url, u["ann"][0], query=LIVE) as socket:
+                await wait_subscribed(low, u["ann"][1])
+                y = await tweet(client, u["star"][0], "Y by star")
+                update = await next_update(socket)
+                assert (update["tweet"]["id"], update["retweetedBy"]) == (y["id"], None)
+                await gql(client, RETWEET, {"id": y["id"]}, token=u["bob"][0])
+                await idle(low)
+                await tweet(client, u["bob"][0], "after the retweet")
+                update = await next_update(socket)  # not Y again, retweeted by bob
+                assert update["tweet"]["text"] == "after the retweet", update
+
+
+async def test_an_authors_own_retweet_shows_their_tweet_once_in_their_timeline(
+    client: httpx.AsyncClient, worker: ManagedProcess, settings: Settings
+) -> None:
+    """Finding I: as on Twitter, a tweet its author retweeted shows once in their timeline, at
+    the retweet's place, whatever the page size; undone, it is back at its own place."""
+    u = await users(client, "amy", "bob")
+    x = await tweet(client, u["amy"][0], "mine")
+    for i in range(3):
+        await tweet(client, u["amy"][0], f"later {i}")
+    await gql(client, RETWEET, {"id": x["id"]}, token=u["amy"][0])
+    for first in (1, 2, 10):
+        nodes = await all_pages(
+            client, TIMELINE, {"u": "amy", "first": first}, lambda d: d["user"]["tweets"]
+        )
+        assert [n["text"] for n in nodes] == ["mine", "later 2", "later 1", "later 0"], first
+    await gql(client, UNDO_RETWEET, {"id": x["id"]}, token=u["amy"][0])
+    nodes = await all_pages(
+        client, TIMELINE, {"u": "amy", "first": 2}, lambda d: d["user"]["tweets"]
+    )
+    assert [n["text"] for n in nodes] == ["later 2", "later 1", "later 0", "mine"]

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from resolvers.ids import parse_tweet_global_id
+from resolvers.ids import parse_tweet_global_id, tweet_global_id
 from settings import Settings
 from storage.redis_clients import open_redis
 from storage.tweet_counts import Count, TweetCounters, TweetCounts
 from storage.tweet_updates import Coalescer
-from tests.gql import gql, sign_up, tweet
+from tests.gql import DELETE_TWEET, gql, sign_up, tweet
 from tests.test_likes import LIKE
 from tests.test_subscriptions import subscribed
 
@@ -135,3 +135,26 @@ async def test_too_many_or_malformed_ids_are_refused_with_a_code(
             assert message["type"] == "next", message
             [error] = message["payload"]["errors"]
             assert error["extensions"]["code"] == (code or "BAD_USER_INPUT"), error
+
+
+async def test_deleted_or_unknown_tweets_are_refused_naming_the_id(
+    client: httpx.AsyncClient, api_url: str
+) -> None:
+    """Finding E: only live tweets can be watched; the first id that is not one is named, and
+    nothing is sent for the others."""
+    token, _ = await sign_up(client, "ann")
+    live = await tweet(client, token, "live")
+    gone = await tweet(client, token, "gone")
+    await gql(client, LIKE, {"id": gone["id"]}, token=token)
+    await gql(client, DELETE_TWEET, {"id": gone["id"]}, token=token)
+    author, tweet_id = parse_tweet_global_id(live["id"])
+    unknown = tweet_global_id(author, tweet_id + 1)
+    for ids, named in (([live["id"], gone["id"]], gone["id"]), ([unknown, live["id"]], unknown)):
+        async with watching(api_url, token, ids) as socket:
+            message = await next_message(socket)
+            assert message["type"] == "next", message
+            [error] = message["payload"]["errors"]
+            assert error["extensions"]["code"] == "NOT_FOUND", error
+            assert error["extensions"]["id"] == named and named in error["message"], error
+            assert message["payload"]["data"] is None
+            assert (await next_message(socket))["type"] == "complete"

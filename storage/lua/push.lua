@@ -10,9 +10,11 @@
 -- batch by node); they may span its slots, which the flag on the first line allows.
 -- Adds the member only to feeds that exist (never creates a one-item feed), trims each to the
 -- cap, and publishes the event to online viewers whose feed did not hold the member yet (so a
--- retried batch sends no duplicate). A retweet is added only to a feed that holds neither its
--- original nor another retweet of it (the index says which entry shows that original, if it is
--- still in the feed); it is then recorded as the one that does.
+-- retried batch sends no duplicate). Of the entries showing one original the earliest stays
+-- (_shown_elsewhere.lua, the rule the follow merge and the rebuild apply too): a retweet is
+-- added only to a feed that shows its original at no earlier entry (the index says which entry
+-- shows it, if that is still in the feed) and is then recorded as the one that does; an
+-- original (whose fan-out may run after a retweet's) replaces a retweet entry of it.
 -- Returns how many feeds gained the member.
 -- include: _trim.lua
 -- include: _shown_elsewhere.lua
@@ -31,12 +33,15 @@ end
 for i = 1, n do
   local key = ARGV[8 + i]
   local index = ARGV[8 + 3 * n + i]
-  local shown = original ~= '' and shown_elsewhere(key, index, original, ARGV[4])
-  if redis.call('EXISTS', key) == 1 and not shown and redis.call('ZADD', key, 0, ARGV[4]) == 1 then
+  local gained = false
+  if redis.call('EXISTS', key) == 1 then
+    if original == '' then gained = add_plain(key, index, ARGV[4])
+    else gained = add_retweet(key, index, original, ARGV[4]) end
+  end
+  if gained then
     added = added + 1
     trim(key, tonumber(ARGV[3]))
     if original ~= '' then
-      redis.call('HSET', index, original, ARGV[4])
       redis.call('PEXPIRE', index, redis.call('PTTL', key))
       prune(key, index)
     end
