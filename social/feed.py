@@ -36,6 +36,7 @@ from storage.tweets import Tweet, TweetStore
 REBUILD_WAIT_SECONDS = 2.0  # how long a read waits for another process's rebuild
 REBUILD_POLL_SECONDS = 0.02
 MAX_READ_ROUNDS = 10  # over-fetch rounds before a (short) page is returned anyway
+MAX_REREADS = 2  # reads of a page again because its clean-up let a passed-over entry show
 CELEBRITY_RECENT = 50  # newest tweets kept per celebrity for merging
 
 LoadTweets = Callable[[list[TweetRef]], Awaitable[list[Tweet | None]]]
@@ -192,7 +193,22 @@ class HomeFeed:
         `verify` confirms the caller's token; it is awaited before anything is written on the
         viewer's behalf (a rebuild, clean-up) and before the page is returned. `load` may
         confirm it in passing (the documents' round trip), so that a cache hit costs two round
-        trips: the feed page, then the documents."""
+        trips: the feed page, then the documents.
+
+        A page whose clean-up removed the entry showing an original lets the next entry of it
+        show (the feed's index); if that entry lies within what this page walked (it was
+        hidden then), the page is read again, so that the original shows on it (at most
+        MAX_REREADS times; then the next read shows it)."""
+        for _ in range(MAX_REREADS):
+            result, promoted = await self._read_once(viewer, first, after, load, verify)
+            if not any(after is None or ref < after for ref in promoted):
+                return result
+        return (await self._read_once(viewer, first, after, load, verify))[0]
+
+    async def _read_once(
+        self, viewer: int, first: int, after: FeedRef | None, load: LoadTweets, verify: Verify
+    ) -> tuple[FeedResult, list[FeedRef]]:
+        """One read of the page, and the entries its clean-up made show."""
         want = page_size(first, self.max_page_size)
         page = await self._feeds.page(viewer, 2 * want, after)
         if not page.complete or page.celebrities is None:
@@ -219,11 +235,12 @@ class HomeFeed:
         await verify()
         if page.complete:
             await self._feeds.keep_alive(viewer, page.ttl_seconds)
+        promoted: list[FeedRef] = []
         if fill.hidden:
             # Reclaim space: they never show (unless a follow since the view was read).
-            await self._feeds.drop_refs(viewer, fill.hidden, view.version)
+            promoted = await self._feeds.drop_refs(viewer, fill.hidden, view.version)
         items = [FeedItem(ref, entry.tweet, entry.retweeted_by) for ref, entry in fill.shown]
-        return FeedResult(items=items, has_next_page=more, end_cursor=fill.cursor)
+        return FeedResult(items=items, has_next_page=more, end_cursor=fill.cursor), promoted
 
     async def open_live(self, viewer: int) -> list[int]:
         """Make sure the viewer has a feed (fan-out publishes live events only where feeds
@@ -304,7 +321,8 @@ class HomeFeed:
         A retweet of a tweet among `celebrity` (every celebrity ref this read merges, on any
         page) is left out too, and added to `passed` (not dropped from the cache): the original
         shows at its own, earlier, entry, so each original shows once whatever the page size
-        (`visibility.shown_by_celebrity`)."""
+        (`visibility.shown_by_celebrity`); so is a later entry of an original another of the
+        refs shows (`visibility.decide`)."""
         if not refs:
             return {}
         followed = await view.check(visibility.authors_to_check(viewer, refs))
@@ -313,7 +331,10 @@ class HomeFeed:
         wanted = visibility.originals_of(documents)
         originals = dict(zip(wanted, await load(wanted), strict=True)) if wanted else {}
         parents = await view.check(visibility.parent_authors(viewer, documents))
-        found = visibility.decide(viewer, allowed, documents, originals, parents)
+        superseded: set[FeedRef] = set()
+        found = visibility.decide(viewer, allowed, documents, originals, parents, superseded)
+        if passed is not None:
+            passed |= superseded
         for ref in visibility.shown_by_celebrity(found, celebrity):
             del found[ref]
             if passed is not None:
@@ -351,14 +372,12 @@ class HomeFeed:
             await asyncio.sleep(REBUILD_POLL_SECONDS)
             if (await feeds.page(viewer, 1, None)).complete:
                 return RefSource(feeds, viewer, view, None)
-        return RefSource(feeds, viewer, view, (await self._gather(viewer, view))[0])
+        return RefSource(feeds, viewer, view, (await self._gather(viewer, view)).shown)
 
-    async def _gather(
-        self, viewer: int, view: Followees
-    ) -> tuple[list[FeedRef], dict[FeedRef, FeedRef]]:
+    async def _gather(self, viewer: int, view: Followees) -> visibility.RebuiltFeed:
         """The feed as pulled from the tweet shards: the viewer and non-celebrity followees,
-        by the feed's rules (replies, each original once), and the originals its retweet
-        entries show."""
+        by the feed's rules (replies; every entry kept, the earliest of each original
+        showing), and the originals its retweet entries show."""
         rows = view.rows if view.rows is not None else await self._graph.followee_ids(viewer)
         authors = [viewer] + [user_id for user_id, celebrity in rows if not celebrity]
         refs = await gather_feed(self._tweets, authors, self._feed_max)
@@ -369,7 +388,8 @@ class HomeFeed:
     async def _rebuild(self, viewer: int, view: Followees) -> None:
         started = time.perf_counter()
         await self._feeds.begin_rebuild(viewer)  # from here on, fan-out pushes land in the new feed
-        await self._feeds.finish_rebuild(viewer, *await self._gather(viewer, view))
+        built = await self._gather(viewer, view)
+        await self._feeds.finish_rebuild(viewer, built.entries, built.originals)
         self._metrics.feed_rebuilds.observe(time.perf_counter() - started)
 
     async def _celebrity_refs(self, celebrities: list[int]) -> list[FeedRef]:

@@ -11,9 +11,12 @@ Conversations and retweets (Twitter's home rules):
 - a retweet entry shows the original, "retweeted by" the entry's author; never if the retweet
   was undone or the original is gone;
 - a viewer sees an original once: among the entries showing it, the earliest wins
-  (`earliest_per_original`), on a rebuild over the whole feed and on a read over what it
-  fetched (a page also skips an original it showed already: `PageFill`). Pushes and follow merges
-  keep the cached feed that way too (storage/feeds.py `feed_originals`); a cached retweet of a
+  (`earliest_per_original`). The cached feed keeps every entry and its index says which one
+  shows (storage/feeds.py `feed_originals`, applied by pushes, follow merges, rebuilds and
+  every removal, which lets the next entry show); a rebuild marks the same one
+  (`rebuilt_feed`); a read sees only the entries that show, and over what it fetched (merged
+  celebrity tweets included) passes over a later entry of an original (a page also skips an
+  original it showed already: `PageFill`), keeping it cached; a cached retweet of a
   celebrity's tweet that the read merges is passed over (`shown_by_celebrity`): the original
   shows at its own, earlier, place, on whichever page that falls.
 """
@@ -91,11 +94,13 @@ def decide(
     documents: list[Tweet | None],
     originals: Mapping[TweetId, Tweet | None],
     followed: Collection[int],
+    superseded: set[FeedRef] | None = None,
 ) -> dict[FeedRef, Shown]:
     """What the allowed refs show (`documents[i]` for `allowed[i]`; `originals` the documents
     of the originals they retweet; `followed` the viewer's follows among the authors replied
     to): shown documents, retweets of shown originals, replies that pass `reply_allowed`; each
-    original once, at its earliest entry."""
+    original once, at its earliest entry (the later entries of it go to `superseded`: visible,
+    but not shown here)."""
     found: dict[FeedRef, Shown] = {}
     for ref, tweet in zip(allowed, documents, strict=True):
         if tweet is None or not shown(tweet):
@@ -107,6 +112,8 @@ def decide(
         elif reply_allowed(viewer, tweet, followed):
             found[ref] = Shown(tweet)
     keep = earliest_per_original(list(found.items()))
+    if superseded is not None:
+        superseded.update(ref for ref in found if ref not in keep)
     return {ref: entry for ref, entry in found.items() if ref in keep}
 
 
@@ -121,14 +128,25 @@ def earliest_per_original(entries: list[tuple[FeedRef, Shown]]) -> set[FeedRef]:
     return set(earliest.values())
 
 
+@dataclass(frozen=True)
+class RebuiltFeed:
+    """A feed rebuilt from gathered refs: every entry kept (newest first), the original each
+    retweet entry among them shows (for the feed's index), and the entries that show (each
+    original once: its earliest entry), as the cached feed's index decides."""
+
+    entries: list[FeedRef]
+    originals: dict[FeedRef, FeedRef]
+    shown: list[FeedRef]
+
+
 def rebuilt_feed(
     viewer: int, refs: list[FeedRef], documents: list[Tweet | None], followed: Collection[int]
-) -> tuple[list[FeedRef], dict[FeedRef, FeedRef]]:
+) -> RebuiltFeed:
     """A rebuilt feed from gathered `refs` (newest first, `documents[i]` for `refs[i]`; the
-    viewer's `followed` ids): the refs it keeps (replies by the rule, each original once: the
-    earliest entry; deleted ones dropped) and, for the retweet entries kept, the original each
-    shows (for the feed's retweet index). Originals are not fetched: a read hides a retweet
-    whose original is gone."""
+    viewer's `followed` ids): the entries it keeps (replies by the rule; deleted ones dropped;
+    every entry of an original, its earliest showing), the originals of its retweet entries
+    and the entries that show. Originals are not fetched: a read hides a retweet whose
+    original is gone."""
     found: dict[FeedRef, Shown] = {}
     for ref, tweet in zip(refs, documents, strict=True):
         if tweet is None or not shown(tweet):
@@ -140,11 +158,11 @@ def rebuilt_feed(
         elif reply_allowed(viewer, tweet, followed):
             found[ref] = Shown(tweet)
     keep = earliest_per_original(list(found.items()))
-    kept = [ref for ref in refs if ref in keep]
+    entries = [ref for ref in refs if ref in found]
     originals = {
-        ref: feed_ref(found[ref].original) for ref in kept if found[ref].retweeted_by is not None
+        ref: feed_ref(found[ref].original) for ref in entries if found[ref].retweeted_by is not None
     }
-    return kept, originals
+    return RebuiltFeed(entries, originals, [ref for ref in entries if ref in keep])
 
 
 def shown_by_celebrity(

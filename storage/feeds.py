@@ -11,18 +11,18 @@ Keys (this module is their only writer); `{V}` is the viewer id:
                      it never creates a one-item feed that would pass for a complete one.
                      A retweet's entry is the retweet's own ref (its id, the retweeter's id);
                      the read finds the original in the retweet's document.
-  feed_originals:{V} hash: the 16-byte member of an original tweet -> the member of the retweet
-                     entry that shows it in feed:{V}. Lets a push or a follow's merge decide,
-                     in the script that adds the entry, that the viewer already has that
-                     original (its own entry, or another retweet of it still in the feed):
-                     a viewer sees an original once however many followees retweet it. Every
-                     writer applies one rule (storage/lua/_shown_elsewhere.lua): of the entries
-                     showing one original, the earliest stays (a retweet entry is not added
-                     after an earlier one; the original's own entry, or an earlier retweet,
-                     replaces a later retweet entry), as a rebuild keeps the earliest. Same
-                     slot and TTL as the feed; an entry whose retweet left the feed (trim,
-                     clean-up) is ignored, and pruned once the hash outgrows twice the cap;
-                     a rebuild starts it afresh.
+  feed_originals:{V} hash, the feed's index: which entry SHOWS each original. The feed keeps
+                     every entry (a retweet entry of an original the feed has already is
+                     kept, hidden); every writer applies one rule (storage/lua/_feed_index.lua):
+                     of the entries of one original (its own entry, retweet entries of it) the
+                     earliest shows, as a rebuild decides. When the entry showing an original
+                     leaves (undo, delete, unfollow clean-up, a read's clean-up, trim), the
+                     next one shows it. Fields: original's member -> its retweet entries in
+                     the feed (16 bytes each, earliest first); 'r' + retweet entry -> the
+                     original's member; 'v' -> '2' (the index is whole: a feed without it
+                     reads as not complete and is rebuilt, so an evicted index never shows
+                     hidden entries). Kept exactly with the feed (trimmed with it), same slot
+                     and TTL.
 Read here, owned elsewhere (never written by this module):
   following_ver:{V}, following_celebs:{V}, followees:{V}   storage/followee_sets.py: `page`
                      reads all three in its one script call (whether V follows each author on
@@ -32,10 +32,10 @@ Read here, owned elsewhere (never written by this module):
 The rebuild lock is storage/rebuild_locks.py.
 
 On a Redis Cluster (FEED_REDIS_CLUSTER) every key of one viewer (feed_originals:{V} included,
-so a push decides its retweet dedupe on the node that holds the feed) shares V's slot, so each
-call about one viewer is one command or script on one node. A fan-out batch spans many
-viewers: it is grouped by the node that holds each viewer's slot and costs one script call per
-node, run on the nodes concurrently (storage/lua/push.lua); on one server it is one call.
+so a push or a removal decides which entry shows on the node that holds the feed) shares V's
+slot, so each call about one viewer is one command or script on one node. A fan-out batch
+spans many viewers: it is grouped by the node that holds each viewer's slot and costs one
+script call per node, run on the nodes concurrently (storage/lua/push.lua); on one server it is one call.
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ ID_BYTES = 8
 COMPLETE = b"\x00" * 16
 BUILDING = b"\x00" * 15 + b"\x01"
 _MARKERS = (COMPLETE, BUILDING)
+INDEX_WHOLE, INDEX_VERSION = (
+    b"v",
+    b"2",
+)  # the field saying a feed's index is whole (_feed_index.lua)
 TTL_REFRESH_SECONDS = 3600  # a read extends a feed's life only if it is this much shorter
 BATCH_ATTEMPTS = 3  # on a cluster: sends of a batch's part whose node's slots moved meanwhile
 
@@ -117,19 +121,22 @@ class FeedCache:
         self._unmerge_if_unchanged = lua.register(client, "unmerge_if_unchanged")
         self._page = lua.register(client, "feed_page")
         self._shows = lua.register(client, "feed_shows")
+        self._begin_rebuild = lua.register(client, "begin_rebuild")
 
     # -- reading -------------------------------------------------------------------------------
 
     async def page(self, viewer_id: int, count: int, before: FeedRef | None) -> FeedPage:
         """Up to `count` refs older than `before`, newest first, with the feed's state, the
         viewer's cached celebrity followees and which of the refs' authors the viewer follows:
-        one script call."""
+        one script call. Only the entries that show are returned (a retweet entry hidden behind
+        an earlier entry of its original is passed over)."""
         start = b"+" if before is None else b"(" + before.member()
         keys = [
             feed_key(viewer_id),
             following_version_key(viewer_id),
             following_celebs_key(viewer_id),
             followees_key(viewer_id),
+            feed_originals_key(viewer_id),
         ]
         reply = await self._page(keys=keys, args=[start, count])
         version, complete, ttl, celebs_cached, celebs, followees_cached, members, flags = reply
@@ -151,8 +158,8 @@ class FeedCache:
         self, viewer_id: int, entries: list[tuple[FeedRef, FeedRef]]
     ) -> list[bool]:
         """For (original, entry) pairs: whether the viewer's cached feed shows that original
-        at another entry (its own, or a retweet of it that a push or rebuild kept). One script
-        call; a missing feed shows nothing."""
+        at another entry (its own, or the retweet entry of it that shows it). One script call;
+        a missing feed shows nothing."""
         if not entries:
             return []
         args: list[EncodableT] = []
@@ -162,12 +169,16 @@ class FeedCache:
         return [bool(flag) for flag in await self._shows(keys=keys, args=args)]
 
     async def keep_alive(self, viewer_id: int, ttl_seconds: int) -> None:
-        """Extend the feed's life if a read finds it more than an hour into its TTL."""
+        """Extend the feed's life (and its index's) if a read finds it more than an hour into
+        its TTL."""
         if 0 < ttl_seconds < self._ttl - TTL_REFRESH_SECONDS:
-            await self.client.expire(feed_key(viewer_id), self._ttl)
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.expire(feed_key(viewer_id), self._ttl)
+                pipe.expire(feed_originals_key(viewer_id), self._ttl)
+                await pipe.execute()
 
     async def members(self, viewer_id: int) -> list[FeedRef]:
-        """Every entry, newest first (for reconciliation and tests)."""
+        """Every entry, newest first, shown or hidden (for reconciliation and tests)."""
         raw = await self.client.zrange(feed_key(viewer_id), b"+", b"-", desc=True, bylex=True)
         return [FeedRef.from_member(reply_bytes(m)) for m in raw if m not in _MARKERS]
 
@@ -179,14 +190,15 @@ class FeedCache:
         """Add `ref` to the existing feeds among `viewer_ids`; publish `event` to the online ones
         that gained it. Idempotent. Returns how many feeds gained it (on a cluster, a part of
         the batch sent again after its node's slots moved counts only what the second call
-        added). A retweet (`original`: what it retweets) goes only into feeds that show that
-        original in no other entry."""
+        added). A retweet (`original`: what it retweets) is kept in every feed, and shows
+        (goes live) only where no earlier entry of that original is."""
         return await self._run_batch("push", ref, viewer_ids, event, original)
 
     async def unpush_from_feeds(
         self, ref: FeedRef, viewer_ids: list[int], event: str, original: FeedRef | None = None
     ) -> int:
-        """Remove `ref` from those feeds; publish `event` to online viewers that had it."""
+        """Remove `ref` from those feeds; publish `event` to online viewers that had it. Where
+        `ref` showed an original, the next entry of it shows it (and goes live)."""
         return await self._run_batch("unpush", ref, viewer_ids, event, original)
 
     async def _run_batch(
@@ -252,16 +264,28 @@ class FeedCache:
         originals: dict[FeedRef, FeedRef] | None = None,
     ) -> bool:
         """Add refs to the viewer's feed if it exists (a follow). `originals` maps the retweet
-        entries among `refs` to the originals they show: of the entries showing one original
-        the earliest stays, as for a push. False if there is no feed."""
+        entries among `refs` to the originals they show: every entry is kept, and of the entries
+        of one original the earliest shows, as for a push. False if there is no feed."""
         return await self._merge_refs(viewer_id, refs, finish=False, originals=originals)
 
-    async def drop_refs(self, viewer_id: int, refs: list[FeedRef], following_version: str) -> None:
+    async def drop_refs(
+        self, viewer_id: int, refs: list[FeedRef], following_version: str
+    ) -> list[FeedRef]:
         """Remove entries a read found invisible (deleted, or by someone no longer followed),
         only if no follow or unfollow happened since `following_version` was read (before the
-        follow state the read judged by): a re-follow may have merged them back meanwhile."""
-        members = [r.member() for r in refs]
-        await self._if_unchanged(self._drop_if_unchanged, viewer_id, following_version, members)
+        follow state the read judged by): a re-follow may have merged them back meanwhile.
+        Returns the entries that show an original from now on because one of those showed it
+        (the read passed over them while they were hidden)."""
+        keys = [
+            feed_key(viewer_id),
+            following_version_key(viewer_id),
+            feed_originals_key(viewer_id),
+        ]
+        args: list[EncodableT] = [following_version, *(r.member() for r in refs)]
+        promoted = await self._drop_if_unchanged(keys=keys, args=args)
+        if isinstance(promoted, int):
+            return []  # the follow state moved: nothing removed
+        return [FeedRef.from_member(reply_bytes(m)) for m in promoted]
 
     async def unmerge_from_feed(
         self, viewer_id: int, author_id: int, following_version: str
@@ -278,20 +302,21 @@ class FeedCache:
     async def _if_unchanged(
         self, script, viewer_id: int, following_version: str, args: list[bytes]
     ) -> int:
-        keys = [feed_key(viewer_id), following_version_key(viewer_id)]
+        keys = [
+            feed_key(viewer_id),
+            following_version_key(viewer_id),
+            feed_originals_key(viewer_id),
+        ]
         return int(await script(keys=keys, args=[following_version, *args]))
 
     # -- rebuilding ----------------------------------------------------------------------------
 
     async def begin_rebuild(self, viewer_id: int) -> None:
-        """Make the key exist (BUILDING), so pushes made while we gather are not lost, with an
-        empty retweet index. The caller holds the viewer's rebuild lock
-        (storage/rebuild_locks.py)."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(feed_originals_key(viewer_id))
-            pipe.zadd(feed_key(viewer_id), {BUILDING: 0})
-            pipe.expire(feed_key(viewer_id), self._ttl)
-            await pipe.execute()
+        """Make the key exist (BUILDING), so pushes made while we gather are not lost, with a
+        whole index (both start afresh if either was missing). The caller holds the viewer's
+        rebuild lock (storage/rebuild_locks.py)."""
+        keys = [feed_key(viewer_id), feed_originals_key(viewer_id)]
+        await self._begin_rebuild(keys=keys, args=[BUILDING, self._ttl])
 
     async def finish_rebuild(
         self,
@@ -300,7 +325,7 @@ class FeedCache:
         originals: dict[FeedRef, FeedRef] | None = None,
     ) -> None:
         """Add the gathered refs, trim, and mark the feed COMPLETE. `originals` maps the
-        retweet entries among `refs` to the originals they show (for the retweet index)."""
+        retweet entries among `refs` to the originals they show (for the feed index)."""
         await self._merge_refs(viewer_id, refs, finish=True, originals=originals)
 
     async def _merge_refs(
@@ -326,11 +351,14 @@ class FeedCache:
         return bool(await self._merge(keys=keys, args=args))
 
     async def create_empty(self, viewer_ids: list[int]) -> None:
-        """Give each viewer a complete, empty feed, pipelined (seeding: makes them active)."""
+        """Give each viewer a complete, empty feed (and index), pipelined (seeding: makes them
+        active)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for viewer_id in viewer_ids:
                 pipe.zadd(feed_key(viewer_id), {COMPLETE: 0})
+                pipe.hset(feed_originals_key(viewer_id), INDEX_WHOLE, INDEX_VERSION)
                 pipe.expire(feed_key(viewer_id), self._ttl)
+                pipe.expire(feed_originals_key(viewer_id), self._ttl)
             await pipe.execute()
 
 

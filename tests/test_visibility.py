@@ -142,6 +142,11 @@ def test_a_retweet_shows_its_original_once_at_the_earliest_entry() -> None:
     )
     assert list(shown) == [first]
     assert shown[first].tweet.tweet_id == 10 and shown[first].retweeted_by == FOLLOWED
+    superseded: set[FeedRef] = set()  # the later entry: passed over (kept cached), not hidden
+    visibility.decide(
+        VIEWER, [second, first], documents, {(STRANGER, 10): doc(original)}, [], superseded
+    )
+    assert superseded == {second}
     # The original's own entry is the earliest of all.
     shown = visibility.decide(
         VIEWER,
@@ -157,7 +162,7 @@ def test_a_retweet_shows_its_original_once_at_the_earliest_entry() -> None:
     assert visibility.decide(VIEWER, [second, first], documents, {}, []) == {}
 
 
-def test_a_rebuilt_feed_keeps_each_original_once_and_the_reply_rule() -> None:
+def test_a_rebuilt_feed_keeps_every_entry_shows_each_original_once_and_the_reply_rule() -> None:
     original = FeedRef(10, FOLLOWED)
     refs = [FeedRef(40, REPLIER), FeedRef(30, FOLLOWED), FeedRef(20, REPLIER), original]
     documents = [
@@ -166,11 +171,12 @@ def test_a_rebuilt_feed_keeps_each_original_once_and_the_reply_rule() -> None:
         retweet_of(refs[2], FeedRef(5, STRANGER)),
         doc(original),
     ]
-    kept, originals = visibility.rebuilt_feed(VIEWER, refs, documents, followed={FOLLOWED})
-    assert kept == [refs[2], original]  # the reply fails the rule; the older retweet wins
-    assert originals == {refs[2]: FeedRef(5, STRANGER)}
-    kept, _ = visibility.rebuilt_feed(VIEWER, refs, documents, followed={FOLLOWED, PARENT})
-    assert kept == [refs[0], refs[2], original]
+    built = visibility.rebuilt_feed(VIEWER, refs, documents, followed={FOLLOWED})
+    assert built.entries == refs[1:]  # the reply fails the rule; both retweets are kept
+    assert built.shown == [refs[2], original]  # the older retweet shows
+    assert built.originals == {refs[1]: FeedRef(5, STRANGER), refs[2]: FeedRef(5, STRANGER)}
+    built = visibility.rebuilt_feed(VIEWER, refs, documents, followed={FOLLOWED, PARENT})
+    assert built.shown == [refs[0], refs[2], original]
 
 
 def test_a_page_shows_an_original_once_across_rounds() -> None:
