@@ -35,7 +35,8 @@ On a Redis Cluster (FEED_REDIS_CLUSTER) every key of one viewer (feed_originals:
 so a push or a removal decides which entry shows on the node that holds the feed) shares V's
 slot, so each call about one viewer is one command or script on one node. A fan-out batch
 spans many viewers: it is grouped by the node that holds each viewer's slot and costs one
-script call per node, run on the nodes concurrently (storage/lua/push.lua); on one server it is one call.
+script call per node, run on the nodes concurrently (storage/lua/push.lua); on one server it
+is one call.
 """
 
 from __future__ import annotations

@@ -15,7 +15,13 @@ from resolvers.ids import parse_tweet_global_id, parse_user_global_id, tweet_glo
 from settings import Settings
 from social.fanout import FanOut
 from social.ports import FanoutAction
-from storage.feeds import FeedCache, feed_key, feed_originals_key, open_feed_cache
+from storage.feeds import (
+    FeedCache,
+    FeedRef,
+    feed_key,
+    feed_originals_key,
+    open_feed_cache,
+)
 from storage.redis_clients import DocumentsRedis
 from storage.retweets import RetweetStore
 from storage.tweet_counts import TweetCounters, TweetCounts, retweets_key
@@ -30,6 +36,7 @@ from tests.gql import (
     TIMELINE,
     TWEET,
     UNDO_RETWEET,
+    UNFOLLOW,
     all_pages,
     feed_entries,
     feed_settles,
@@ -510,3 +517,149 @@ async def test_an_authors_own_retweet_shows_their_tweet_once_in_their_timeline(
         client, TIMELINE, {"u": "amy", "first": 2}, lambda d: d["user"]["tweets"]
     )
     assert [n["text"] for n in nodes] == ["later 2", "later 1", "later 0", "mine"]
+
+
+async def same_every_way(
+    client: httpx.AsyncClient, feeds: FeedCache, u: dict, viewer: str, wanted: list
+) -> None:
+    """The viewer's feed is `wanted` in pages of 1 and of 20 (never an original twice), and
+    again once the cached feed is evicted and rebuilt (then the rebuilt cache is read)."""
+    for first in (1, 20):
+        assert await feed_by_pages(client, u[viewer][0], first) == wanted, first
+    await feeds.client.delete(feed_key(uid(u, viewer)))
+    for first in (20, 1):
+        assert await feed_by_pages(client, u[viewer][0], first) == wanted, ("rebuilt", first)
+
+
+async def test_undoing_the_shown_retweet_lets_another_followees_retweet_show(
+    client: httpx.AsyncClient,
+    api_url: str,
+    settings: Settings,
+    feeds: FeedCache,
+    worker: ManagedProcess,
+) -> None:
+    """Finding H: the later retweet of an original the feed shows is kept (hidden), so when the
+    retweet that showed it is undone, the original stays, retweeted by the other followee, in
+    the cached feed as in a rebuilt one; a live viewer is told both."""
+    u = await users(client, "ann", "bob", "cat", "dan")
+    await follow(client, u, "ann", "bob", "dan")  # not cat
+    assert await feed_entries(client, u["ann"][0]) == []
+    x = await tweet(client, u["cat"][0], "X by cat")
+    for retweeter in ("bob", "dan"):
+        await gql(client, RETWEET, {"id": x["id"]}, token=u[retweeter][0])
+        await idle(settings)
+    await tweet(client, u["bob"][0], "later by bob")
+    await idle(settings)
+    await same_every_way(client, feeds, u, "ann", [("later by bob", None), ("X by cat", "bob")])
+    async with subscribed(api_url, u["ann"][0], query=LIVE) as socket:
+        await wait_subscribed(settings, u["ann"][1])
+        await gql(client, UNDO_RETWEET, {"id": x["id"]}, token=u["bob"][0])
+        gone = await next_update(socket)
+        assert (gone["__typename"], gone["retweetedBy"]) == ("TweetDeleted", {"username": "bob"})
+        back = await next_update(socket)  # the entry that shows it now goes live
+        assert back["__typename"] == "FeedTweet", back
+        assert (back["tweet"]["id"], back["retweetedBy"]) == (x["id"], {"username": "dan"})
+    await idle(settings)
+    wanted = [("later by bob", None), ("X by cat", "dan")]
+    await same_every_way(client, feeds, u, "ann", wanted)
+    # Undone too: nothing shows it any more.
+    await gql(client, UNDO_RETWEET, {"id": x["id"]}, token=u["dan"][0])
+    await idle(settings)
+    await same_every_way(client, feeds, u, "ann", [("later by bob", None)])
+
+
+async def test_unfollowing_whoever_shows_an_original_keeps_another_entry_of_it(
+    client: httpx.AsyncClient, settings: Settings, feeds: FeedCache, worker: ManagedProcess
+) -> None:
+    """Finding H: unfollowing the original's author keeps it through a followee's retweet;
+    unfollowing the retweeter whose entry showed it lets the next retweet show it; at once
+    (the read that hides the entry lets the next one show on the same page) and after the
+    clean-up job, as a rebuild shows it."""
+    u = await users(client, "ann", "bob", "cat", "dan", "eve")
+    await follow(client, u, "ann", "bob", "cat", "dan")
+    assert await feed_entries(client, u["ann"][0]) == []
+    x = await tweet(client, u["cat"][0], "X by cat")
+    y = await tweet(client, u["eve"][0], "Y by eve")
+    await idle(settings)
+    for retweeter, original in (("bob", x), ("bob", y), ("dan", y)):
+        await gql(client, RETWEET, {"id": original["id"]}, token=u[retweeter][0])
+        await idle(settings)
+    await same_every_way(client, feeds, u, "ann", [("Y by eve", "bob"), ("X by cat", None)])
+    await gql(client, UNFOLLOW, {"id": u["cat"][1]}, token=u["ann"][0])
+    wanted = [("Y by eve", "bob"), ("X by cat", "bob")]
+    assert await feed_entries(client, u["ann"][0]) == wanted  # before the clean-up job
+    await idle(settings)
+    await same_every_way(client, feeds, u, "ann", wanted)
+    await gql(client, UNFOLLOW, {"id": u["bob"][1]}, token=u["ann"][0])
+    assert await feed_by_pages(client, u["ann"][0], 1) == [("Y by eve", "dan")]
+    await idle(settings)
+    await same_every_way(client, feeds, u, "ann", [("Y by eve", "dan")])
+
+
+async def test_deleting_an_original_removes_every_entry_of_it(
+    client: httpx.AsyncClient, settings: Settings, feeds: FeedCache, worker: ManagedProcess
+) -> None:
+    u = await users(client, "ann", "bob", "cat", "dan")
+    await follow(client, u, "ann", "bob", "cat", "dan")
+    assert await feed_entries(client, u["ann"][0]) == []
+    x = await tweet(client, u["cat"][0], "X by cat")
+    await tweet(client, u["cat"][0], "kept")
+    for retweeter in ("bob", "dan"):
+        await gql(client, RETWEET, {"id": x["id"]}, token=u[retweeter][0])
+    await idle(settings)
+    assert len(await feeds.members(uid(u, "ann"))) == 4  # X, kept, and two hidden retweets
+    await gql(client, DELETE_TWEET, {"id": x["id"]}, token=u["cat"][0])
+    await idle(settings)
+    assert len(await feeds.members(uid(u, "ann"))) == 1  # "kept" only
+    assert await feeds.client.hkeys(feed_originals_key(uid(u, "ann"))) == [b"v"]  # index clean
+    await same_every_way(client, feeds, u, "ann", [("kept", None)])
+
+
+async def test_many_retweets_of_many_originals_page_alike_and_show_each_once(
+    client: httpx.AsyncClient, settings: Settings, feeds: FeedCache, worker: ManagedProcess
+) -> None:
+    """Hidden entries never show and never break paging: pages of 1 and of 20 agree, each
+    original shows once, at its earliest entry, and a rebuild agrees."""
+    names = ["ann", "bob", "cat", "dan", "eve"]
+    u = await users(client, *names)
+    await follow(client, u, "ann", "bob", "cat", "dan")
+    assert await feed_entries(client, u["ann"][0]) == []
+    originals = [await tweet(client, u["eve"][0], f"eve {i}") for i in range(4)]
+    wanted: list = []
+    for i, original in enumerate(originals):
+        for retweeter in ("bob", "cat", "dan")[i % 3 :]:
+            await gql(client, RETWEET, {"id": original["id"]}, token=u[retweeter][0])
+        await tweet(client, u["dan"][0], f"dan {i}")
+        wanted[:0] = [(f"dan {i}", None), (f"eve {i}", ("bob", "cat", "dan")[i % 3])]
+    await idle(settings)
+    # Each original at its earliest retweet (right after the previous "dan" tweet), once.
+    await same_every_way(client, feeds, u, "ann", wanted)
+    assert len(await feeds.members(uid(u, "ann"))) == 4 + 3 + 2 + 1 + 3
+
+
+async def test_trimming_the_entry_that_shows_an_original_lets_the_next_show(
+    feeds: FeedCache,
+) -> None:
+    """Trimming to the cap removes the oldest entries through the index (which stays bounded
+    with the feed); an original trimmed away shows at the next entry of it."""
+    small = FeedCache(feeds.client, feed_max=3, ttl_seconds=3600)
+    viewer = 4242
+    await small.begin_rebuild(viewer)
+    original, plain = FeedRef(10, 7), FeedRef(11, 7)
+    first, second = FeedRef(20, 8), FeedRef(21, 9)
+    await small.finish_rebuild(
+        viewer, [second, first, plain, original], {first: original, second: original}
+    )
+    assert await small.members(viewer) == [second, first, plain]  # the cap: 3
+
+    async def shown() -> list[FeedRef]:
+        return (await small.page(viewer, 10, None)).refs
+
+    assert await shown() == [first, plain]  # the original's own entry was trimmed
+    await small.push_to_feeds(FeedRef(30, 7), [viewer], "{}")
+    await small.push_to_feeds(FeedRef(31, 7), [viewer], "{}")
+    assert await shown() == [FeedRef(31, 7), FeedRef(30, 7), second]
+    await small.push_to_feeds(FeedRef(32, 7), [viewer], "{}")
+    assert await shown() == [FeedRef(32, 7), FeedRef(31, 7), FeedRef(30, 7)]
+    index = await feeds.client.hgetall(feed_originals_key(viewer))
+    assert index == {b"v": b"2"}  # nothing left of the trimmed retweets
