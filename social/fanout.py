@@ -7,8 +7,9 @@ way, changes nothing more.
 
 A batch reads its tweet's document (one round trip) to apply the feed's rules: a reply goes
 only to the followers who also follow the person replied to (one graph query per batch:
-`followers_among`); a retweet goes into a feed only if the feed shows its original nowhere yet
-(decided by the push script, storage/feeds.py). Deleting a tweet takes its retweets down too:
+`followers_among`); a retweet goes into every feed, and shows (goes live) only where no
+earlier entry of its original is (decided by the push script, storage/feeds.py); taking an
+entry out lets the next entry of its original show. Deleting a tweet takes its retweets down too:
 the first pass of its UNPUSH undoes every indexed retweet of it (storage/retweets.py) and
 queues their own UNPUSH passes, so every feed loses them and live viewers are told.
 """

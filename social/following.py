@@ -80,8 +80,9 @@ class Following:
     async def _merge_recent_tweets(self, viewer: int, followee: int) -> None:
         """Put the new followee's recent tweets into the viewer's feed right away (if the viewer
         has a feed; celebrities' tweets are merged at read time anyway). Their documents are
-        read (one round trip) to tell the merge which are retweets of what: it keeps each
-        original once, by the rule pushes and rebuilds apply (the earliest entry stays)."""
+        read (one round trip) to tell the merge which are retweets of what: it keeps every
+        entry and shows each original once, by the rule pushes and rebuilds apply (the earliest
+        entry shows)."""
         recent = await self._tweets.recent_tweet_ids([followee], self._merge_tweets)
         refs = [FeedRef(tweet_id, followee) for tweet_id in recent[followee]]
         if not refs:
