@@ -244,8 +244,9 @@ async def test_a_timeline_page_with_counts_and_viewer_state_costs_constant_comma
         assert len(data["user"]["tweets"]["edges"]) == 30
         commands = app_commands(log)
         # The username and profile, the timeline (the documents come from the process cache),
-        # the counts; with a viewer its token check and its state.
-        expected = ["GET", "MGET", "ZRANGE", "MGET"]
+        # which of the page's tweets the author retweeted (shown once, at the retweet), the
+        # counts; with a viewer its token check and its state.
+        expected = ["GET", "MGET", "ZRANGE", "HMGET", "MGET"]
         if viewer is not None:
             expected += ["GET", "EXISTS", "EVALSHA"]
         assert sorted(commands) == sorted(expected), [ln[:60] for ln in log.lines]
