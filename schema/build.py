@@ -14,6 +14,7 @@ from strawberry.types.execution import PreExecutionError
 
 from resolvers.errors import coded_result
 from schema.document_cache import CachedDocuments, DocumentCache
+from schema.leaf_fields import LeafFieldExecutor
 from schema.limits import graph_call_slots, query_cost_rule, query_too_large
 from schema.operation_choice import OperationNameRequired
 from schema.root import MEDIA_TYPES, Mutation, Query, Subscription
@@ -133,6 +134,7 @@ def build_schema(
     extensions.append(lambda: CachedDocuments(cache))
     extensions.append(OperationNameRequired)
     return Schema(
+        execution_context_class=LeafFieldExecutor,
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
