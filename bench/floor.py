@@ -85,7 +85,7 @@ class PageReader:
         if not page.complete or page.celebrities != [] or page.followed is None:
             raise NotAHit("feed or followee set not cached, or celebrities to merge")
         allowed = visibility.allowed_refs(viewer, page.refs, page.followed)
-        documents, profiles, _ = await self._lookups.page(
+        documents, profiles, _, _ = await self._lookups.page(
             [(r.author_id, r.tweet_id) for r in allowed], claims
         )
         fill = visibility.PageFill(want=want, cursor=None, shown=[], hidden=[])

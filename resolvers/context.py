@@ -85,6 +85,9 @@ class RequestContext:
     _viewer_id: int | None = field(default=None, init=False)
     _claims: tuple[str | None, Claims] | None = field(default=None, init=False)
     _loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict, init=False)
+    # Set by a page field whose selection shows the viewer's state: page reads then fetch it in
+    # their own round trip (storage.page_documents) instead of one more.
+    pages_show_viewer_state: bool = field(default=False, init=False)
 
     def _loader(self, name: str, load: Callable[[list[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
         if name not in self._loaders:
@@ -143,13 +146,19 @@ class RequestContext:
         this request's profile loader (so `author` fields cost nothing more). While the caller
         is not yet authenticated, the same round trip checks their token (BadCredentials if it
         no longer holds): a feed page on a cache hit costs the feed read and this. The tweets'
-        counts come in the same round trip, primed too."""
+        counts come in the same round trip, primed too, and, when `pages_show_viewer_state`,
+        what the viewer did to them."""
         authenticating = self.claims() if self._viewer_id is None else None
-        tweets, profiles, counts = await self.services.lookups.page(refs, authenticating)
+        engaged_by = self.claimed_viewer_id() if self.pages_show_viewer_state else None
+        tweets, profiles, counts, engagement = await self.services.lookups.page(
+            refs, authenticating, engaged_by
+        )
         if authenticating is not None:
             self._viewer_id = authenticating.user_id
         self.profiles.prime_many(profiles)
         self.tweet_counts.prime_many(dict(zip(refs, counts, strict=True)))
+        if engagement is not None:
+            self.viewer_engagement.prime_many(dict(zip(refs, engagement, strict=True)))
         self.tweets.prime_many({ref: t for ref, t in zip(refs, tweets, strict=True) if t})
         return tweets
 

@@ -37,6 +37,7 @@ from schema.types import (
     User,
     Video,
     retweeted_by,
+    selected_names,
     tweet_nodes,
 )
 
@@ -69,6 +70,8 @@ class Query:
     async def feed(
         self, info: Ctx, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> TweetConnection:
+        if selected_names(info) & engagement.VIEWER_FIELDS:
+            info.context.pages_show_viewer_state = True  # read with the page, not after it
         result = await feed.read_feed(info.context, first, parse_feed_cursor(after))
         nodes = await tweet_nodes(info.context, [item.tweet for item in result.items], info)
         retweeters = await retweeted_by(info.context, [item.retweeted_by for item in result.items])

@@ -47,18 +47,25 @@ class Lookups:
         return [found[ref] for ref in refs]
 
     async def page(
-        self, refs: list[TweetRef], authenticating: Claims | None
-    ) -> tuple[list[Tweet | None], dict[int, PublicProfile], list[TweetCounts]]:
-        """A page's tweets (as `tweets`) with their authors' profiles and their counts, and with
-        `authenticating` the check that the token still holds (BadCredentials if not): all in
-        one round trip per shard."""
+        self, refs: list[TweetRef], authenticating: Claims | None, engaged_by: int | None = None
+    ) -> tuple[
+        list[Tweet | None],
+        dict[int, PublicProfile],
+        list[TweetCounts],
+        list[ViewerEngagement] | None,
+    ]:
+        """A page's tweets (as `tweets`) with their authors' profiles and their counts, with
+        `authenticating` the check that the token still holds (BadCredentials if not), and with
+        `engaged_by` what that user did to them (None if not asked): all in one round trip per
+        shard."""
         found, missing, read_started_at = self._cached(refs)
         viewer = authenticating.user_id if authenticating is not None else None
-        read = await self._pages.read(missing, [author for author, _ in refs], viewer, refs)
+        authors = [author for author, _ in refs]
+        read = await self._pages.read(missing, authors, viewer, refs, engaged_by)
         if authenticating is not None and read.viewer is not None:
             Accounts.check_token(authenticating, read.viewer.exists, read.viewer.token_version)
         self._remember(found, missing, read.tweets, read_started_at)
-        return [found[ref] for ref in refs], read.profiles, read.counts
+        return [found[ref] for ref in refs], read.profiles, read.counts, read.engagement
 
     async def tweet_counts(self, refs: list[TweetRef]) -> list[TweetCounts]:
         """Engagement counts by (author, id): one round trip per shard."""

@@ -21,8 +21,8 @@ shards: no transaction spans them, and a process dying between the two leaves th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from storage import lua
 from storage.feeds import FeedRef
 from storage.redis_clients import DocumentsRedis, reply_bytes
 from storage.tweet_counts import likes_key, retweets_key
@@ -53,10 +53,37 @@ class ViewerEngagement:
     retweeted: bool = False
 
 
+def queue_viewer_engagement(pipe: Any, viewer_id: int, refs: list[FeedRef]) -> None:
+    """Queue on `pipe` the two reads of what the viewer did to `refs` (both keys in the viewer's
+    slot): ZMSCORE of its likes, HMGET of its retweets. `refs` must not be empty."""
+    members = [ref.member() for ref in refs]
+    pipe.zmscore(likes_key(viewer_id), members)
+    pipe.hmget(retweets_key(viewer_id), members)
+
+
+def viewer_engagement_of(replies: list[Any]) -> list[ViewerEngagement]:
+    """The viewer's state per ref from the last two replies of `queue_viewer_engagement`."""
+    scores, retweets = replies[-2], replies[-1]
+    return [
+        ViewerEngagement(liked=score is not None, retweeted=retweet is not None)
+        for score, retweet in zip(scores, retweets, strict=True)
+    ]
+
+
+async def read_viewer_engagement(
+    client: DocumentsRedis, viewer_id: int, refs: list[FeedRef]
+) -> list[ViewerEngagement]:
+    """What the viewer did to `refs`, in order: the two reads pipelined, one round trip."""
+    if not refs:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        queue_viewer_engagement(pipe, viewer_id, refs)
+        return viewer_engagement_of(await pipe.execute())
+
+
 class LikeStore:
     def __init__(self, client: DocumentsRedis) -> None:
         self._redis = client
-        self._viewer_engagement = lua.register(client, "viewer_engagement")
 
     async def like(self, user_id: int, ref: FeedRef, at_ms: int) -> bool:
         """Record that the user likes the tweet; True if it was not liked before."""
@@ -91,12 +118,6 @@ class LikeStore:
     async def viewer_engagement(
         self, viewer_id: int, refs: list[FeedRef]
     ) -> list[ViewerEngagement]:
-        """Whether the viewer liked and retweeted each tweet, in order: one script call on the
+        """Whether the viewer liked and retweeted each tweet, in order: one round trip to the
         viewer's node."""
-        if not refs:
-            return []
-        flags = await self._viewer_engagement(
-            keys=[likes_key(viewer_id), retweets_key(viewer_id)],
-            args=[ref.member() for ref in refs],
-        )
-        return [ViewerEngagement(bool(int(f) & 1), bool(int(f) & 2)) for f in flags]
+        return await read_viewer_engagement(self._redis, viewer_id, refs)

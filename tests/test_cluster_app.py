@@ -47,3 +47,40 @@ async def test_accounts_and_tweets_on_a_cluster(
         if node.client().dbsize():
             homes.add(index)
     assert len(homes) >= 2  # four users' keys did not all land on one node
+
+
+FEED_STATE = """
+query { feed(first: 10) { edges { node { text likeCount viewerHasLiked viewerHasRetweeted } } } }
+"""
+
+
+async def test_a_feed_page_with_the_viewers_state_on_a_cluster(
+    settings: Settings, redis_cluster: list[RedisServer]
+) -> None:
+    """The page's documents span nodes while the viewer's likes sit on the viewer's node: the
+    state is read beside the MGET and lands on the right tweets."""
+    for node in redis_cluster:
+        node.client().flushall()
+    on_cluster = replace(
+        settings, documents_redis_url=redis_cluster[1].url, documents_redis_cluster=True
+    )
+    with serve_api(on_cluster) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            reader, _ = await sign_up(client, "reader")
+            for name in ["ann", "ben", "cy", "dee"]:
+                token, user_id = await sign_up(client, name)
+                posted = await tweet(client, token, f"hi from {name}")
+                await gql(client, FOLLOW, {"id": user_id}, token=reader)
+                if name in {"ben", "dee"}:
+                    like = "mutation($id: ID!) { like(tweetId: $id) { likeCount } }"
+                    await gql(client, like, {"id": posted["id"]}, token=reader)
+            nodes = [
+                e["node"] for e in (await gql(client, FEED_STATE, token=reader))["feed"]["edges"]
+            ]
+            assert {n["text"]: (n["viewerHasLiked"], n["likeCount"]) for n in nodes} == {
+                "hi from ann": (False, 0),
+                "hi from ben": (True, 1),
+                "hi from cy": (False, 0),
+                "hi from dee": (True, 1),
+            }
+            assert not any(n["viewerHasRetweeted"] for n in nodes)

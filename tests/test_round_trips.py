@@ -188,9 +188,10 @@ async def test_hundred_tweets_with_counts_and_viewer_state_cost_constant_command
         assert data["t7"]["viewerHasLiked"] is (viewer is not None)
         assert not any(data[f"t{i}"]["viewerHasLiked"] for i in range(100) if i != 7)
         # Tweets (the second time from the process cache), their authors, their counts; with a
-        # viewer also the token check (GET and EXISTS, pipelined) and one script on the
-        # viewer's node for all 100 tweets.
-        expected = ["MGET"] * 3 if viewer is None else ["MGET"] * 2 + ["GET", "EXISTS", "EVALSHA"]
+        # viewer also the token check (GET and EXISTS, pipelined) and its state for all 100
+        # tweets (ZMSCORE and HMGET, pipelined on the viewer's node).
+        state = ["GET", "EXISTS", "ZMSCORE", "HMGET"]
+        expected = ["MGET"] * 3 if viewer is None else ["MGET"] * 2 + state
         assert sorted(app_commands(log)) == sorted(expected), [ln[:60] for ln in log.lines]
 
 
@@ -219,8 +220,10 @@ async def test_a_feed_page_with_counts_and_viewer_state_costs_one_more_round_tri
     liked = {node["text"] for node in nodes if node["viewerHasLiked"]}
     assert liked == {"t3", "t11"}
     assert {node["text"]: node["likeCount"] for node in nodes}["t3"] == 1
-    # The feed script; one MGET: documents, counts, authors, token; the viewer's state.
-    assert app_commands(log) == ["EVALSHA", "MGET", "EVALSHA"], [ln[:60] for ln in log.lines]
+    # The feed script; then one pipeline: the MGET of documents, counts, authors and token, and
+    # the viewer's state (ZMSCORE of its likes, HMGET of its retweets): two round trips in all.
+    expected = ["EVALSHA", "MGET", "ZMSCORE", "HMGET"]
+    assert app_commands(log) == expected, [ln[:60] for ln in log.lines]
 
 
 async def test_a_timeline_page_with_counts_and_viewer_state_costs_constant_commands(
@@ -248,5 +251,5 @@ async def test_a_timeline_page_with_counts_and_viewer_state_costs_constant_comma
         # counts; with a viewer its token check and its state.
         expected = ["GET", "MGET", "ZRANGE", "HMGET", "MGET"]
         if viewer is not None:
-            expected += ["GET", "EXISTS", "EVALSHA"]
+            expected += ["GET", "EXISTS", "ZMSCORE", "HMGET"]
         assert sorted(commands) == sorted(expected), [ln[:60] for ln in log.lines]
