@@ -1,6 +1,7 @@
 """Engagement: likes (like, unlike, a user's likes), and which tweets a live subscriber may
-watch for count changes. Replies, quotes and retweets are the `conv` branch's; they change the
-same counters (storage/tweet_counts.py), which publish every change themselves.
+watch for count changes. Replies, quotes and retweets (social/posting.py,
+social/retweeting.py) change the same counters (storage/tweet_counts.py), which publish every
+change themselves.
 
 A like is an edge on the liker's shard (storage/likes.py) and one counter on the tweet's shard;
 the counter moves only when the edge did, so liking twice counts once and unliking what was

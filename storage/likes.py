@@ -6,8 +6,8 @@ Keys (this module is their only writer); `{U}` is the liker's id:
                 scored by the like's time in ms (a time fits a double's 53 bits; an id would
                 not). Newest like first is ZRANGE ... BYSCORE REV; ties (likes in the same ms)
                 are ordered by member, so (time, ref) is a total order and a cursor.
-Read here, owned elsewhere: retweets:{U} (the `conv` branch's retweet store, hash of refs;
-storage/tweet_counts.retweets_key), for the viewer's state.
+Read here, owned elsewhere: retweets:{U} (storage/retweets.py's record of U's retweets, a hash
+of refs; storage/tweet_counts.retweets_key), for the viewer's state.
 
 Why a sorted set on the liker's shard: every read of the edges is about one user ("did the
 viewer like these 20 tweets": one ZMSCORE; "U's likes, newest first": one key paged by score),

@@ -98,8 +98,8 @@ async def test_a_like_storm_arrives_coalesced_and_ends_on_the_latest_counts(
             snapshot.append((time.monotonic(), message["payload"]["data"]["tweetUpdates"]))
         assert sorted(u["tweetId"] for _, u in snapshot) == sorted([hot["id"], calm["id"]])
         assert all(u["likeCount"] == 0 for _, u in snapshot)
-        # The storm: 30 likes at once, then a reply counted elsewhere (as the `conv` branch's
-        # code bumps it, through its own TweetCounters: every bump is published).
+        # The storm: 30 likes at once, then a reply counted elsewhere (as posting bumps it,
+        # through another TweetCounters: every bump is published).
         await asyncio.gather(*(gql(client, LIKE, {"id": hot["id"]}, token=f) for f in fans))
         documents = open_redis(settings.documents_redis_url, timeout_seconds=5)
         counters = TweetCounters(documents)
