@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from devstack.servers import LOOPBACK, free_port
+from fanout.queues import GENERAL_QUEUES
 from graph.factory import open_graph
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
@@ -200,9 +201,12 @@ def test_a_failing_child_has_its_error_printed(tmp_path: Path) -> None:
 
 
 def fanout_parent(supervisor: int) -> int | None:
-    """The `python -m fanout` process the supervisor runs now, once its worker process is up."""
+    """The general `python -m fanout` process (the one consuming the fan-out queue, not the
+    video worker) the supervisor runs now, once its worker process is up."""
     for pid in descendants(supervisor):
-        if "-m fanout" in command_line(pid) and descendants(pid):
+        argv = command_line(pid).split()
+        general = "--queues" in argv and argv[argv.index("--queues") + 1 :] == list(GENERAL_QUEUES)
+        if general and descendants(pid):
             return pid
     return None
 
