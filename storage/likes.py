@@ -53,32 +53,32 @@ class ViewerEngagement:
     retweeted: bool = False
 
 
-def queue_viewer_engagement(pipe: Any, viewer_id: int, refs: list[FeedRef]) -> None:
-    """Queue on `pipe` the two reads of what the viewer did to `refs` (both keys in the viewer's
-    slot): ZMSCORE of its likes, HMGET of its retweets. `refs` must not be empty."""
-    members = [ref.member() for ref in refs]
-    pipe.zmscore(likes_key(viewer_id), members)
-    pipe.hmget(retweets_key(viewer_id), members)
+# the four states, shared (a page builds one per tweet)
+_STATES = {
+    (liked, retweeted): ViewerEngagement(liked, retweeted)
+    for liked in (False, True)
+    for retweeted in (False, True)
+}
 
 
-def viewer_engagement_of(replies: list[Any]) -> list[ViewerEngagement]:
-    """The viewer's state per ref from the last two replies of `queue_viewer_engagement`."""
-    scores, retweets = replies[-2], replies[-1]
-    return [
-        ViewerEngagement(liked=score is not None, retweeted=retweet is not None)
-        for score, retweet in zip(scores, retweets, strict=True)
-    ]
+def viewer_engagement(liked: object, retweeted: object) -> ViewerEngagement:
+    """The state from two replies that are truthy when the viewer liked / retweeted."""
+    return _STATES[bool(liked), bool(retweeted)]
 
 
 async def read_viewer_engagement(
     client: DocumentsRedis, viewer_id: int, refs: list[FeedRef]
 ) -> list[ViewerEngagement]:
-    """What the viewer did to `refs`, in order: the two reads pipelined, one round trip."""
+    """What the viewer did to `refs`, in order: ZMSCORE of its likes and HMGET of its retweets
+    (both keys in the viewer's slot) pipelined, one round trip."""
     if not refs:
         return []
+    members: list[Any] = [ref.member() for ref in refs]  # bytes (redis-py types them str)
     async with client.pipeline(transaction=False) as pipe:
-        queue_viewer_engagement(pipe, viewer_id, refs)
-        return viewer_engagement_of(await pipe.execute())
+        pipe.zmscore(likes_key(viewer_id), members)
+        pipe.hmget(retweets_key(viewer_id), members)
+        scores, retweets = await pipe.execute()
+    return [viewer_engagement(*state) for state in zip(scores, retweets, strict=True)]
 
 
 class LikeStore:
