@@ -1,6 +1,6 @@
 """The ASGI app: Starlette routes, Strawberry GraphQL (HTTP, WebSocket, GraphiQL), lifespan.
 
-Run with `python -m web.serve` (uvicorn's `app:create_app` factory). Every client and service is
+Run with `python -m web.serve` (uvicorn's `app:served_app` factory). Every client and service is
 built once in the lifespan (`wiring.open_services`) and reaches resolvers through the request
 context.
 """
@@ -131,7 +131,16 @@ def die_with_launcher() -> None:
         die_with_parent(launcher.pid)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def served_app() -> Starlette:
+    """The app as `python -m web.serve` runs it, in a process of its own: what startup built
+    (the schema, the clients and their pools) lives as long as the process, so it is frozen
+    out of the collector's generations and no longer walked by every full collection (server
+    CPU per feed page -5 %, bench/likes.py). Not for an app sharing its process (the tests'):
+    frozen objects are invisible to gc.get_referrers."""
+    return create_app(freeze_startup_heap=True)
+
+
+def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = False) -> Starlette:
     die_with_launcher()
     settings = settings or Settings.from_env()
     metrics = Metrics()
@@ -166,11 +175,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings, metrics) as services:
             app.state.services = services
-            # What startup built (the schema, the clients and their pools) lives as long as
-            # the process: frozen out of the collector's generations, it is no longer walked
-            # by every full collection (server CPU per feed page -5 %, bench/likes.py).
-            gc.collect()
-            gc.freeze()
+            if freeze_startup_heap:
+                gc.collect()
+                gc.freeze()
             yield
 
     routes = [

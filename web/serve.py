@@ -50,7 +50,7 @@ def serve(settings: Settings) -> int:
     """Serve until stopped; the exit status is uvicorn's STARTUP_FAILURE (3) if the app could
     not start, in any worker process (uvicorn's own multi-process supervisor exits 0 then)."""
     config = uvicorn.Config(
-        "app:create_app",
+        "app:served_app",
         factory=True,
         host=settings.host,
         port=settings.port,
