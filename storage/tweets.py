@@ -187,6 +187,7 @@ class TweetStore:
             self._idempotency_ttl,
             tweet.tweet_id,
             "1" if client_key else "0",
+            tweet.tombstone().to_json(),
         ]
         return keys, args
 

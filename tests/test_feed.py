@@ -14,8 +14,11 @@ from devstack.servers import ManagedProcess
 from resolvers.ids import parse_tweet_global_id, parse_user_global_id
 from settings import Settings
 from social.fanout import FanOut, FollowStateMoved
+from social.ports import FanoutAction
 from storage.feeds import FeedCache, FeedRef, feed_key
 from storage.presence import Presence, live_channel
+from storage.redis_clients import DocumentsRedis
+from storage.tweets import Tweet, TweetStore, tweet_key
 from tests.gql import (
     DELETE_TWEET,
     FEED,
@@ -296,3 +299,23 @@ async def test_a_token_that_no_longer_holds_reads_nothing_and_writes_nothing(
     assert await feeds.members(ann) == before  # the deleted tweet's entry was not reclaimed
     assert 0 < await feeds.client.ttl(feed_key(ann)) <= 100  # nor the feed's life extended
     assert not await feeds.client.exists(f"followees:{{{ann}}}", f"following_celebs:{{{ann}}}")
+
+
+async def test_a_losing_concurrent_repeat_of_a_tweet_leaves_a_fan_out_that_ends_quietly(
+    client: httpx.AsyncClient, app_documents: DocumentsRedis, jobs: FanOut
+) -> None:
+    """createTweet queues its fan-out before storing (so no stored tweet lacks one); when two
+    requests with one idempotency key race, the loser's store leaves an expiring tombstone under
+    its own id, so its job ends at once instead of failing TweetNotStoredYet on every retry."""
+    _, author_gid = await sign_up(client, "poster")
+    author = parse_user_global_id(author_gid)
+    store = TweetStore(app_documents, idempotency_ttl_seconds=60)
+    first, second = (Tweet(tweet_id=n, author_id=author, text="once", created_at_ms=1)
+                     for n in (10**15, 10**15 + 1))  # fmt: skip
+    assert await store.create(first, "same-key", []) == first.tweet_id
+    assert await store.create(second, "same-key", []) == first.tweet_id  # the loser
+    [kept, lost] = await store.get_many([(author, first.tweet_id), (author, second.tweet_id)])
+    assert kept == first and lost is not None and lost.deleted
+    assert 0 < await app_documents.ttl(tweet_key(author, second.tweet_id)) <= 60
+    assert (await store.timeline_page(author, 10, None)).tweet_ids == [first.tweet_id]
+    await jobs.fan_out(author, second.tweet_id, FanoutAction.PUSH)  # before: TweetNotStoredYet
