@@ -478,13 +478,17 @@ class FeedTweet:
     )
 
 
-@strawberry.type(description="A tweet that was deleted: remove it from your view.")
+@strawberry.type(
+    description="A tweet, or one entry of it, that left your feed: remove it from your view."
+)
 class TweetDeleted:
     tweet_id: strawberry.ID
     retweeted_by: User | None = strawberry.field(
         default=None,
-        description="Set when a retweet was undone: remove only the entry of `tweetId` "
-        "retweeted by this user. Null: `tweetId` itself was deleted (with its retweets).",
+        description="Set when only the entry of `tweetId` retweeted by this user left: remove "
+        "that entry (the retweet was undone, or another entry of the tweet shows it now: that "
+        "one follows as a FeedTweet, as a re-read of the feed shows it). Null: `tweetId` "
+        "itself was deleted (with its retweets).",
     )
 
 
