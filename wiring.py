@@ -206,7 +206,10 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         )
         undo.push_async_callback(_logged(counters.aclose))
         tweet_updates = TweetUpdatesHub(
-            stores.documents, counters, interval_seconds=settings.tweet_updates_interval_seconds
+            stores.documents,
+            counters,
+            stores.tweets,
+            interval_seconds=settings.tweet_updates_interval_seconds,
         )
         await tweet_updates.start()
         undo.push_async_callback(_logged(tweet_updates.stop))

@@ -1,5 +1,6 @@
 """The feedUpdates subscription: what a connected viewer's feed gains (and loses) as it happens;
-and tweetUpdates: the engagement counts of the tweets a client shows, as they change.
+and tweetUpdates: the engagement counts of the tweets a client shows, as they change, until
+they are deleted.
 
 On subscribe with a cursor, the feed entries newer than it are replayed first (oldest first), so
 a client that reconnects misses nothing the feed still holds. Then live events follow, filtered by
@@ -12,8 +13,9 @@ that no longer holds closes the socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,7 +31,7 @@ from social.feed import DeliveredOriginals, FeedItem
 from storage.feeds import FeedRef
 from storage.live_hub import LiveEvent
 from storage.tweet_cache import TweetRef
-from storage.tweet_counts import TweetCounts
+from storage.tweet_updates import TweetUpdate
 
 T = TypeVar("T")
 IDLE_CHECK_SECONDS = 1.0  # how often an idle subscription checks its client is still there
@@ -71,7 +73,9 @@ async def feed_updates(ctx: RequestContext, after: FeedRef | None) -> AsyncItera
         await hub.leave(subscription)
 
 
-async def _while_open(ctx: RequestContext, get: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
+async def _while_open(
+    ctx: RequestContext, get: Callable[[], Awaitable[T]]
+) -> AsyncGenerator[T, None]:
     """What `get` returns, one after another, while the socket is open; meanwhile the token is
     re-checked when it expires and every TOKEN_RECHECK_SECONDS (the socket closes, 4401, if it
     no longer holds)."""
@@ -130,17 +134,15 @@ async def _recheck_token(ctx: RequestContext) -> None:
         raise BadCredentials("invalid or expired token")
 
 
-async def tweet_updates(
-    ctx: RequestContext, refs: list[TweetRef]
-) -> AsyncIterator[tuple[TweetRef, TweetCounts]]:
+async def tweet_updates(ctx: RequestContext, refs: list[TweetRef]) -> AsyncIterator[TweetUpdate]:
     """The tweetUpdates subscription: the counts of `refs` now, then as they change, each tweet
     at most once per TWEET_UPDATES_INTERVAL_SECONDS and always ending on its latest counts.
     Every id must name a live tweet (NOT_FOUND naming the first that does not, before anything
     is watched); a live retweet's id watches its original, and the updates carry the
-    original's id. A tweet deleted later stays watched until the subscription ends: its counts
-    no longer change (nothing can like, answer, quote or retweet it), so nothing more is sent
-    for it. Public counts: the token is only re-checked periodically (the socket's own
-    rules)."""
+    original's id. A tweet deleted later gets one last update saying so and is no longer
+    watched (storage/tweet_updates.py); once every watched tweet is deleted, nothing more can
+    come and the subscription completes. Public counts: the token is only re-checked
+    periodically (the socket's own rules)."""
     await ctx.viewer_id()
     limit = ctx.services.settings.tweet_updates_max_ids
     try:
@@ -154,8 +156,11 @@ async def tweet_updates(
     hub = ctx.services.tweet_updates
     watch = await hub.watch(watched)
     try:
-        async for due in _while_open(ctx, watch.updates.next):
-            for update in due:
-                yield update
+        async with contextlib.aclosing(_while_open(ctx, watch.updates.next)) as batches:
+            async for due in batches:
+                for update in due:
+                    yield update
+                if watch.finished():
+                    return
     finally:
         hub.unwatch(watch)

@@ -266,18 +266,23 @@ class Subscription:
         description="The engagement counts of the tweets you show (1 to TWEET_UPDATES_MAX_IDS, "
         "100 by default): their counts now, then each change, at most one update per tweet "
         "per second, always ending on the latest counts. Every id must name a live tweet "
-        "(NOT_FOUND names the first that does not); a retweet's id watches its original."
+        "(NOT_FOUND names the first that does not); a retweet's id watches its original. A "
+        "watched tweet that is deleted gets one last update with `deleted: true` (at once) "
+        "and is no longer watched; the others go on. Once every watched tweet is deleted, "
+        "the subscription completes."
     )
     async def tweet_updates(
         self, info: Ctx, ids: list[strawberry.ID]
     ) -> AsyncGenerator[TweetCountsUpdate, None]:
         limit = info.context.services.settings.tweet_updates_max_ids
         refs = [parse_tweet_global_id(i) for i in ids[: limit + 1]]  # more: refused as more
-        async for (author_id, tweet_id), counts in live.tweet_updates(info.context, refs):
+        async for update in live.tweet_updates(info.context, refs):
+            counts = update.counts
             yield TweetCountsUpdate(
-                tweet_id=strawberry.ID(tweet_global_id(author_id, tweet_id)),
+                tweet_id=strawberry.ID(tweet_global_id(*update.ref)),
                 reply_count=counts.replies,
                 retweet_count=counts.retweets,
                 quote_count=counts.quotes,
                 like_count=counts.likes,
+                deleted=update.deleted,
             )

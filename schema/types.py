@@ -478,13 +478,17 @@ class FeedTweet:
     )
 
 
-@strawberry.type(description="A tweet that was deleted: remove it from your view.")
+@strawberry.type(
+    description="A tweet, or one entry of it, that left your feed: remove it from your view."
+)
 class TweetDeleted:
     tweet_id: strawberry.ID
     retweeted_by: User | None = strawberry.field(
         default=None,
-        description="Set when a retweet was undone: remove only the entry of `tweetId` "
-        "retweeted by this user. Null: `tweetId` itself was deleted (with its retweets).",
+        description="Set when only the entry of `tweetId` retweeted by this user left: remove "
+        "that entry (the retweet was undone, or another entry of the tweet shows it now: that "
+        "one follows as a FeedTweet, as a re-read of the feed shows it). Null: `tweetId` "
+        "itself was deleted (with its retweets).",
     )
 
 
@@ -500,13 +504,22 @@ async def retweeted_by(ctx: RequestContext, user_ids: list[int | None]) -> list[
     return [None if p is None else User.of(p) for p in found]
 
 
-@strawberry.type(description="The engagement counts of a watched tweet, as they now are.")
+@strawberry.type(
+    description="The engagement counts of a watched tweet, as they now are; or, once, that it "
+    "was deleted."
+)
 class TweetCountsUpdate:
     tweet_id: strawberry.ID = strawberry.field(description="The tweet these counts are of.")
     reply_count: int = strawberry.field(description="As Tweet.replyCount.")
     retweet_count: int = strawberry.field(description="As Tweet.retweetCount.")
     quote_count: int = strawberry.field(description="As Tweet.quoteCount.")
     like_count: int = strawberry.field(description="As Tweet.likeCount.")
+    deleted: bool = strawberry.field(
+        default=False,
+        description="True: the tweet was deleted (remove it from your view). This is the last "
+        "update of it, sent once, never held back, with the counts it ended with; it is no "
+        "longer watched. False on every other update.",
+    )
 
 
 async def tweet_nodes(

@@ -255,8 +255,9 @@ class Posting:
         return tweet
 
     async def delete(self, viewer: int, author: int, tweet_id: int) -> None:
-        """Tombstone the tweet, drop it from its timeline and from every process's cache, and
-        have a worker delete its media. Only the author may; repeating it is harmless."""
+        """Tombstone the tweet, drop it from its timeline and from every process's cache, tell
+        its tweetUpdates watchers, and have a worker delete its media. Only the author may;
+        repeating it is harmless."""
         [tweet] = await self._tweets.get_many([(author, tweet_id)])
         if tweet is None or (tweet.deleted and viewer != author):
             raise NotFound("no such tweet")
@@ -270,6 +271,8 @@ class Posting:
             await self._conversations.remove_reply(tweet.in_reply_to, (author, tweet_id))
         self._cache.evict((author, tweet_id))
         await self._invalidations.publish((author, tweet_id))
+        # tweetUpdates watchers are told once, and stop watching it (a repeat: harmless).
+        await self._counters.publish_deleted(author, tweet_id)
         await self._jobs.fan_out(author, tweet_id, FanoutAction.UNPUSH)  # reads already hide it
         # Out of the author's own feed, telling the author's own live updates (as fan-out tells
         # the others).

@@ -192,7 +192,9 @@ class FeedCache:
         that gained it. Idempotent. Returns how many feeds gained it (on a cluster, a part of
         the batch sent again after its node's slots moved counts only what the second call
         added). A retweet (`original`: what it retweets) is kept in every feed, and shows
-        (goes live) only where no earlier entry of that original is."""
+        (goes live) only where no earlier entry of that original is. Where `ref` hides the
+        entry that showed its original until now, online viewers get that entry's deletion
+        first (as a removal that lets the next entry show sends it)."""
         return await self._run_batch("push", ref, viewer_ids, event, original)
 
     async def unpush_from_feeds(

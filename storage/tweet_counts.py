@@ -19,14 +19,20 @@ is shared by all of them.
 Pub/sub channel (sharded pub/sub on a cluster, storage/pubsub.py):
   counts_changed:{A}:<T>   the tweet's counts string after a change (storage/tweet_updates.py
                    listens). It hashes to the counts key's slot, so the script that changes the
-                   counter publishes on its own node.
+                   counter publishes on its own node. When the tweet is deleted, one more
+                   message on the same channel says so (`publish_deleted`): its counts padded to
+                   COUNTS_BYTES, then DELETED_MARK. A counts message is never longer than
+                   COUNTS_BYTES, so the length tells them apart (`decode_message`), and being on
+                   the same channel of the same node, the deletion reaches a listener after
+                   every counts message published before it.
 Every bump is published, coalesced per process and per tweet: the first bump of a tweet in an
 interval (PUBLISH_INTERVAL_SECONDS) publishes in its own round trip (one script: change, then
 publish the counts); later bumps within the interval are a bare BITFIELD, and one publish of the
 counts as they then are follows when the interval ends (the trailing edge). A like storm of
 thousands of bumps a second on one tweet thus costs each API process one publish a second on
 that tweet's channel, and the last change is always published. Delivery is at most once (a
-publish whose round trip fails is logged and lost; the next change publishes again).
+publish whose round trip fails is logged and lost; the next change publishes again). A
+deletion is never coalesced: it is published at once, by every call.
 
 Measured (bench/likes.py, README): one Redis does >100k BITFIELD INCRBY a second on one key, far
 above what the API processes in front of it can send, so the counter is one plain key, not
@@ -50,6 +56,7 @@ from storage.redis_clients import DocumentsRedis, mget
 COUNTER_BITS = 32
 COUNTS_BYTES = 4 * COUNTER_BITS // 8
 PUBLISH_INTERVAL_SECONDS = 1.0  # per process and tweet: at most one publish of its counts
+DELETED_MARK = b"deleted"  # ends the message saying a tweet was deleted (after its counts)
 _CHANNEL_PREFIX = "counts_changed:{"
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,14 @@ def tweet_of_channel(channel: str) -> tuple[int, int]:
     """(author id, tweet id) of a `counts_channel`."""
     author, _, tweet = channel.removeprefix(_CHANNEL_PREFIX).partition("}:")
     return int(author), int(tweet)
+
+
+def decode_message(data: bytes) -> tuple[TweetCounts, bool]:
+    """A message of a `counts_channel`: the tweet's counts, and whether it says the tweet was
+    deleted (then they are the counts it ended with)."""
+    if len(data) > COUNTS_BYTES:
+        return TweetCounts.decode(data[:COUNTS_BYTES]), True
+    return TweetCounts.decode(data), False
 
 
 def likes_key(user_id: int) -> str:
@@ -141,8 +156,17 @@ class TweetCounters:
             self._trailing[ref] = asyncio.create_task(self._publish_later(ref, delay))
         return int(value)
 
-    async def _script(self, ref: tuple[int, int], offset: str, delta: int) -> int:
-        args: list[EncodableT] = [offset, delta, counts_channel(*ref), self._publish_command]
+    async def publish_deleted(self, author_id: int, tweet_id: int) -> None:
+        """Tell the tweet's watchers it was deleted (storage/tweet_updates.py stops watching
+        it): one message on its channel, at once, with the counts it ended with. Call it after
+        the tombstone is stored (a watcher that checks then finds it); repeating it is harmless
+        (a watcher is told once)."""
+        await self._script((author_id, tweet_id), "#0", 0, DELETED_MARK)
+
+    async def _script(
+        self, ref: tuple[int, int], offset: str, delta: int, mark: bytes = b""
+    ) -> int:
+        args: list[EncodableT] = [offset, delta, counts_channel(*ref), self._publish_command, mark]
         return int(await self._bump_and_publish(keys=[counts_key(*ref)], args=args))
 
     async def _publish_later(self, ref: tuple[int, int], delay: float) -> None:

@@ -12,9 +12,18 @@ per tweet and hands a tweet out at most once per interval (`Coalescer`); what ar
 replaces what waits, so the newest counts always go out (the trailing edge), and counts equal to
 what was last handed out are not repeated.
 
+A watched tweet that is deleted is told once, as the last update of it (`deleted`, with the
+counts it ended with): the deletion comes on the tweet's counts channel after every counts
+message published before it (storage/tweet_counts.py), is handed out at once (never held back
+by the interval, never dropped as unchanged, in place of counts still waiting), and the tweet
+is no longer watched by anyone it reached: each releases its reference, and the channel is
+unsubscribed once no subscription here watches the tweet. The other tweets go on.
+
 Delivery is at most once: after the pub/sub connection drops, the listener subscribes again and
-re-reads the counts of every watched tweet (one MGET), so a subscription still ends on the
-latest counts.
+re-reads the counts of every watched tweet and whether it still exists (one MGET of each,
+concurrently), so a subscription still ends on the latest counts and learns of a deletion it
+missed. A new watch reads the same right after subscribing: a tweet deleted between the
+subscription's check and its channel's subscription is told too.
 """
 
 from __future__ import annotations
@@ -28,7 +37,14 @@ from dataclasses import dataclass, field
 
 from storage import pubsub
 from storage.redis_clients import DocumentsRedis
-from storage.tweet_counts import TweetCounters, TweetCounts, counts_channel, tweet_of_channel
+from storage.tweet_counts import (
+    TweetCounters,
+    TweetCounts,
+    counts_channel,
+    decode_message,
+    tweet_of_channel,
+)
+from storage.tweets import TweetStore
 
 TweetRef = tuple[int, int]  # (author id, tweet id)
 Clock = Callable[[], float]
@@ -36,43 +52,70 @@ Clock = Callable[[], float]
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class TweetUpdate:
+    """What a subscription is told about one watched tweet."""
+
+    ref: TweetRef
+    counts: TweetCounts
+    deleted: bool = False  # the tweet was deleted: its last update, with the counts it ended with
+
+
 @dataclass
 class Coalescer:
     """The latest counts per tweet, handed out at most once per `interval` seconds per tweet
-    (leading edge at once, then what came meanwhile when the interval ends). `due` is the
-    pure decision; `next` waits for it."""
+    (leading edge at once, then what came meanwhile when the interval ends); a deletion at
+    once. `due` is the pure decision; `next` waits for it."""
 
     interval: float
     clock: Clock = time.monotonic
-    _waiting: dict[TweetRef, TweetCounts] = field(default_factory=dict)
+    _waiting: dict[TweetRef, TweetUpdate] = field(default_factory=dict)
     _sent: dict[TweetRef, tuple[float, TweetCounts]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, ref: TweetRef, counts: TweetCounts) -> None:
-        self._waiting[ref] = counts
+        self._offer(TweetUpdate(ref, counts))
+
+    def offer_deletion(self, ref: TweetRef, counts: TweetCounts) -> None:
+        """`ref` was deleted (`counts`: those it ended with): due at once, whatever the
+        interval and even if the counts did not change, in place of counts waiting. The caller
+        offers nothing more for `ref`."""
+        self._offer(TweetUpdate(ref, counts, deleted=True))
+
+    def _offer(self, update: TweetUpdate) -> None:
+        self._waiting[update.ref] = update
         self._wake.set()
 
-    def due(self) -> tuple[list[tuple[TweetRef, TweetCounts]], float | None]:
+    def idle(self) -> bool:
+        """Nothing waits to be handed out."""
+        return not self._waiting
+
+    def due(self) -> tuple[list[TweetUpdate], float | None]:
         """What may be handed out now (taken from the waiting ones), and in how many seconds
         the next waiting one may (None: nothing waits)."""
         now = self.clock()
-        ready: list[tuple[TweetRef, TweetCounts]] = []
+        ready: list[TweetUpdate] = []
         next_in: float | None = None
-        for ref, counts in list(self._waiting.items()):
+        for ref, update in list(self._waiting.items()):
             sent = self._sent.get(ref)
-            if sent is not None and sent[1] == counts:
+            if update.deleted:
+                del self._waiting[ref]
+                self._sent.pop(ref, None)  # nothing more comes for it
+                ready.append(update)
+                continue
+            if sent is not None and sent[1] == update.counts:
                 del self._waiting[ref]  # nothing new to say
                 continue
             wait = 0.0 if sent is None else sent[0] + self.interval - now
             if wait <= 0:
                 del self._waiting[ref]
-                self._sent[ref] = (now, counts)
-                ready.append((ref, counts))
+                self._sent[ref] = (now, update.counts)
+                ready.append(update)
             else:
                 next_in = wait if next_in is None else min(next_in, wait)
         return ready, next_in
 
-    async def next(self) -> list[tuple[TweetRef, TweetCounts]]:
+    async def next(self) -> list[TweetUpdate]:
         """Wait until something is due; returns it (never empty)."""
         while True:
             ready, next_in = self.due()
@@ -86,17 +129,28 @@ class Coalescer:
 
 @dataclass(eq=False)
 class CountsWatch:
-    """One subscription's tweets and what is due for it."""
+    """One subscription's tweets (those not deleted yet) and what is due for it."""
 
-    refs: frozenset[TweetRef]
+    refs: set[TweetRef]
     updates: Coalescer
+
+    def finished(self) -> bool:
+        """Every watched tweet was deleted and every update handed out: nothing more can
+        come."""
+        return not self.refs and self.updates.idle()
 
 
 class TweetUpdatesHub:
     def __init__(
-        self, client: DocumentsRedis, counters: TweetCounters, *, interval_seconds: float
+        self,
+        client: DocumentsRedis,
+        counters: TweetCounters,
+        tweets: TweetStore,
+        *,
+        interval_seconds: float,
     ) -> None:
         self._counters = counters
+        self._tweets = tweets
         self._interval = interval_seconds
         self._listener = pubsub.listener(client)
         self._watches: dict[TweetRef, set[CountsWatch]] = {}
@@ -115,9 +169,10 @@ class TweetUpdatesHub:
         await self._listener.aclose()
 
     async def watch(self, refs: list[TweetRef]) -> CountsWatch:
-        """Start delivering the count changes of `refs`, and their counts now (one MGET), so
-        the subscriber starts from the latest whatever happened before."""
-        watch = CountsWatch(frozenset(refs), Coalescer(self._interval))
+        """Start delivering the count changes of `refs`, and their counts now (or their
+        deletion, if they were deleted meanwhile), so the subscriber starts from the latest
+        whatever happened before."""
+        watch = CountsWatch(set(refs), Coalescer(self._interval))
         new = []
         for ref in watch.refs:
             watching = self._watches.setdefault(ref, set())
@@ -127,14 +182,18 @@ class TweetUpdatesHub:
         if new:
             await self._listener.subscribe(*new)
             self._subscribed.set()
-        ordered = sorted(watch.refs)
-        for ref, counts in zip(ordered, await self._counters.read(ordered), strict=True):
-            watch.updates.offer(ref, counts)
+        await self._offer_current(sorted(watch.refs), only=watch)
         return watch
 
     def unwatch(self, watch: CountsWatch) -> None:
+        self._release(watch, list(watch.refs))
+
+    def _release(self, watch: CountsWatch, refs: list[TweetRef]) -> None:
+        """Deliver nothing more of `refs` to `watch`; a channel no watch here needs any more is
+        unsubscribed."""
         gone = []
-        for ref in watch.refs:
+        for ref in refs:
+            watch.refs.discard(ref)
             watching = self._watches.get(ref, set())
             watching.discard(watch)
             if not watching:
@@ -154,18 +213,39 @@ class TweetUpdatesHub:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _deliver(
+        self, ref: TweetRef, counts: TweetCounts, deleted: bool, to: list[CountsWatch]
+    ) -> None:
+        """Offer `ref`'s counts, or its deletion, to the watches in `to` that still watch it;
+        a deletion ends their watch of it."""
+        for watch in to:
+            if ref not in watch.refs:
+                continue  # told of its deletion already
+            if deleted:
+                self._release(watch, [ref])
+                watch.updates.offer_deletion(ref, counts)
+            else:
+                watch.updates.offer(ref, counts)
+
     def _dispatch(self, channel: str, data: bytes) -> None:
         ref = tweet_of_channel(channel)
-        counts = TweetCounts.decode(data)
-        for watch in self._watches.get(ref, ()):
-            watch.updates.offer(ref, counts)
+        counts, deleted = decode_message(data)
+        self._deliver(ref, counts, deleted, list(self._watches.get(ref, ())))
+
+    async def _offer_current(self, refs: list[TweetRef], only: CountsWatch | None = None) -> None:
+        """Offer `refs`' counts as they are now, or their deletion if they are gone, to every
+        watch of them (`only`: to that one)."""
+        counts, tweets = await asyncio.gather(
+            self._counters.read(refs), self._tweets.get_many(refs)
+        )
+        for ref, now, tweet in zip(refs, counts, tweets, strict=True):
+            to = [only] if only is not None else list(self._watches.get(ref, ()))
+            self._deliver(ref, now, tweet is None or tweet.deleted, to)
 
     async def _refresh(self) -> None:
-        """Offer every watched tweet's counts as they are now (after missed messages)."""
-        refs = sorted(self._watches)
-        for ref, counts in zip(refs, await self._counters.read(refs), strict=True):
-            for watch in self._watches.get(ref, ()):
-                watch.updates.offer(ref, counts)
+        """Offer every watched tweet's counts as they are now, or its deletion (after missed
+        messages)."""
+        await self._offer_current(sorted(self._watches))
 
     async def _listen(self) -> None:
         await self._subscribed.wait()

@@ -663,3 +663,62 @@ async def test_trimming_the_entry_that_shows_an_original_lets_the_next_show(
     assert await shown() == [FeedRef(32, 7), FeedRef(31, 7), FeedRef(30, 7)]
     index = await feeds.client.hgetall(feed_originals_key(viewer))
     assert index == {b"v": b"2"}  # nothing left of the trimmed retweets
+
+
+async def test_a_late_push_that_hides_a_live_retweet_replaces_it_live_as_a_read_shows(
+    client: httpx.AsyncClient,
+    api_url: str,
+    settings: Settings,
+    feeds: FeedCache,
+    app_documents: DocumentsRedis,
+    jobs: FanOut,  # noqa: F811
+) -> None:
+    """Fan-out jobs finish in any order (run here one by one, in the worst order): dan's
+    retweet of X reaches ann first and goes live; bob's earlier retweet, then cat's own X,
+    each hide the entry that showed X. Each time the live viewer gets the deletion of the entry
+    that stopped showing, then the entry that shows X now, so it ends as a re-read of the feed
+    shows: X as cat's own tweet, once."""
+    u = await users(client, "ann", "bob", "cat", "dan")
+    await follow(client, u, "ann", "bob", "cat", "dan")
+    assert await feed_entries(client, u["ann"][0]) == []  # cached, so pushes land
+    x = await tweet(client, u["cat"][0], "X by cat")  # no worker: every job waits for us
+    for retweeter in ("bob", "dan"):
+        await gql(client, RETWEET, {"id": x["id"]}, token=u[retweeter][0])
+    store = RetweetStore(app_documents)
+    shows = parse_tweet_global_id(x["id"])
+    retweet_ids = {name: await store.retweet_of(uid(u, name), shows) for name in ("bob", "dan")}
+    assert retweet_ids["bob"] < retweet_ids["dan"]  # bob's is the earlier entry
+    ann = uid(u, "ann")
+    async with subscribed(api_url, u["ann"][0], query=LIVE) as socket:
+        await wait_subscribed(settings, u["ann"][1])
+        updates = []
+        for author, tweet_id, events in (
+            (uid(u, "dan"), retweet_ids["dan"], 1),
+            (uid(u, "bob"), retweet_ids["bob"], 2),
+            (*shows, 2),
+        ):
+            await jobs.deliver(author, tweet_id, [ann], FanoutAction.PUSH)
+            updates += [await next_update(socket) for _ in range(events)]
+        after = await tweet(client, u["cat"][0], "after")
+        await jobs.deliver(*parse_tweet_global_id(after["id"]), [ann], FanoutAction.PUSH)
+        updates.append(await next_update(socket))  # the next event: nothing came between
+    seen = [
+        (
+            update["__typename"],
+            update["tweet"]["id"] if "tweet" in update else update["tweetId"],
+            (update["retweetedBy"] or {}).get("username"),
+        )
+        for update in updates
+    ]
+    assert seen == [
+        ("FeedTweet", x["id"], "dan"),
+        ("TweetDeleted", x["id"], "dan"),
+        ("FeedTweet", x["id"], "bob"),
+        ("TweetDeleted", x["id"], "bob"),
+        ("FeedTweet", x["id"], None),
+        ("FeedTweet", after["id"], None),
+    ]
+    # A re-read agrees (and a rebuild too): X as cat's own tweet, once; both retweets kept,
+    # hidden.
+    assert len(await feeds.members(ann)) == 4
+    await same_every_way(client, feeds, u, "ann", [("after", None), ("X by cat", None)])

@@ -1,6 +1,7 @@
 """tweetUpdates: count changes of the tweets a client shows, over a real WebSocket, coalesced
-(at most one update per tweet per second) and ending on the latest counts; and the coalescing
-decision on its own, with a fake clock."""
+(at most one update per tweet per second) and ending on the latest counts; a deleted tweet told
+once and no longer watched, on one server and on a Redis Cluster; and the coalescing decision
+on its own, with a fake clock."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 
 import httpx
 import pytest
+from redis.asyncio.cluster import RedisCluster
 from websockets.asyncio.client import ClientConnection
 
 from resolvers.ids import parse_tweet_global_id, tweet_global_id
 from settings import Settings
-from storage.redis_clients import open_redis
-from storage.tweet_counts import Count, TweetCounters, TweetCounts
-from storage.tweet_updates import Coalescer
+from storage.redis_clients import DocumentsRedis, node_of, open_redis
+from storage.tweet_counts import Count, TweetCounters, TweetCounts, counts_channel
+from storage.tweet_updates import Coalescer, TweetUpdate, TweetUpdatesHub
+from storage.tweets import Tweet, TweetStore
+from tests.conftest import RedisServer
 from tests.gql import DELETE_TWEET, gql, sign_up, tweet
+from tests.servers import serve_api
 from tests.test_likes import LIKE
 from tests.test_subscriptions import subscribed
 
@@ -28,6 +35,7 @@ subscription($ids: [ID!]!) {
   tweetUpdates(ids: $ids) { tweetId replyCount retweetCount quoteCount likeCount }
 }
 """
+SUBSCRIBE_WITH_DELETED = SUBSCRIBE.replace("likeCount }", "likeCount deleted }")
 
 
 class FakeClock:
@@ -43,24 +51,47 @@ def test_coalescing_leading_edge_then_latest_once_per_interval() -> None:
     updates = Coalescer(interval=1.0, clock=clock)
     a, b = (1, 10), (1, 20)
     updates.offer(a, TweetCounts(likes=1))
-    assert updates.due() == ([(a, TweetCounts(likes=1))], None)  # the leading edge: at once
+    assert updates.due() == ([TweetUpdate(a, TweetCounts(likes=1))], None)  # the leading edge
     for n in range(2, 50):  # a storm within the interval: only the latest waits
         updates.offer(a, TweetCounts(likes=n))
     updates.offer(b, TweetCounts(replies=1))
     clock.now += 0.4
     ready, next_in = updates.due()
-    assert ready == [(b, TweetCounts(replies=1))]  # b has its own interval
+    assert ready == [TweetUpdate(b, TweetCounts(replies=1))]  # b has its own interval
     assert next_in == pytest.approx(0.6)
     clock.now += 0.6
-    assert updates.due() == ([(a, TweetCounts(likes=49))], None)  # the trailing edge
+    assert updates.due() == ([TweetUpdate(a, TweetCounts(likes=49))], None)  # the trailing edge
     clock.now += 5
     updates.offer(a, TweetCounts(likes=49))  # unchanged: not repeated
     assert updates.due() == ([], None)
 
 
-def watching(api_url: str, token: str, ids: list[str]) -> AbstractAsyncContextManager:
-    """A socket with tweetUpdates of `ids` subscribed as operation "1"."""
-    return subscribed(api_url, token, query=SUBSCRIBE, variables={"ids": ids})
+def test_a_deletion_is_due_at_once_in_place_of_waiting_counts() -> None:
+    clock = FakeClock()
+    updates = Coalescer(interval=1.0, clock=clock)
+    a, b = (1, 10), (1, 20)
+    updates.offer(a, TweetCounts(likes=1))
+    updates.offer(b, TweetCounts(likes=5))
+    assert len(updates.due()[0]) == 2
+    clock.now += 0.1
+    updates.offer(a, TweetCounts(likes=2))  # would wait for a's interval...
+    updates.offer_deletion(a, TweetCounts(likes=2))  # ...a deletion does not
+    updates.offer_deletion(b, TweetCounts(likes=5))  # nor is it dropped as unchanged
+    assert updates.due() == (
+        [
+            TweetUpdate(a, TweetCounts(likes=2), deleted=True),
+            TweetUpdate(b, TweetCounts(likes=5), deleted=True),
+        ],
+        None,
+    )
+    assert updates.idle()
+
+
+def watching(
+    api_url: str, token: str, ids: list[str], query: str = SUBSCRIBE
+) -> AbstractAsyncContextManager:
+    """A socket with tweetUpdates of `ids` (`query`) subscribed as operation "1"."""
+    return subscribed(api_url, token, query=query, variables={"ids": ids})
 
 
 async def next_message(socket: ClientConnection) -> dict:
@@ -158,3 +189,119 @@ async def test_deleted_or_unknown_tweets_are_refused_naming_the_id(
             assert error["extensions"]["id"] == named and named in error["message"], error
             assert message["payload"]["data"] is None
             assert (await next_message(socket))["type"] == "complete"
+
+
+async def subscribers(client: DocumentsRedis, channel: str) -> int:
+    """How many connections listen on `channel` (on a cluster: on its node, sharded)."""
+    if isinstance(client, RedisCluster):
+        node = node_of(client, channel)
+        reply = await client.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=node)
+    else:
+        reply = await client.execute_command("PUBSUB", "NUMSUB", channel)
+    return int(reply[1])
+
+
+async def listened(client: DocumentsRedis, channels: dict[str, int]) -> None:
+    """Wait until each channel has its number of listeners (unsubscribing is in the
+    background)."""
+    async with asyncio.timeout(10):
+        while [await subscribers(client, c) for c in channels] != list(channels.values()):
+            await asyncio.sleep(0.02)
+
+
+async def test_the_hub_tells_a_deletion_once_at_once_and_stops_watching_the_tweet(
+    documents: DocumentsRedis,
+) -> None:
+    """On a single server and a cluster (sharded pub/sub): a tweet deleted before the watch
+    subscribed is told at once; one deleted later is told after the counts published before
+    its deletion, even while counts wait for the interval (60 s here); nothing more comes for
+    either, their channels are unsubscribed, and once all are deleted the watch is finished."""
+    tweets = TweetStore(documents, idempotency_ttl_seconds=60)
+    x, y, z = (
+        Tweet(tweet_id=10 + n, author_id=n, text=f"t{n}", created_at_ms=1) for n in (1, 2, 3)
+    )
+    for posted in (x, y, z):
+        await tweets.create(posted, None, [])
+    xr, yr, zr = ((t.author_id, t.tweet_id) for t in (x, y, z))
+    await tweets.tombstone(z)  # deleted between the subscription's check and its watch
+    counters = TweetCounters(documents)
+    hub = TweetUpdatesHub(documents, counters, tweets, interval_seconds=60)
+    await hub.start()
+    try:
+        watch = await hub.watch([xr, yr, zr])
+        async with asyncio.timeout(10):
+            assert sorted(await watch.updates.next(), key=lambda u: u.ref) == [
+                TweetUpdate(xr, TweetCounts()),
+                TweetUpdate(yr, TweetCounts()),
+                TweetUpdate(zr, TweetCounts(), deleted=True),
+            ]
+            channels = {counts_channel(*r): n for r, n in ((xr, 1), (yr, 1), (zr, 0))}
+            await listened(documents, channels)
+            await counters.bump(*yr, Count.LIKES, 1)  # published, held by the interval
+            await tweets.tombstone(y)
+            await counters.publish_deleted(*yr)
+            assert await watch.updates.next() == [
+                TweetUpdate(yr, TweetCounts(likes=1), deleted=True)
+            ]
+            await listened(documents, {counts_channel(*yr): 0, counts_channel(*xr): 1})
+            await counters.publish_deleted(*yr)  # a repeated delete: not told again
+            assert not watch.finished()
+            await tweets.tombstone(x)
+            await counters.publish_deleted(*xr)
+            assert await watch.updates.next() == [TweetUpdate(xr, TweetCounts(), deleted=True)]
+            assert watch.finished()
+            await listened(documents, {counts_channel(*xr): 0})
+        hub.unwatch(watch)  # as the subscription's end does: nothing left to release
+    finally:
+        await hub.stop()
+        await counters.aclose()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_api(request: pytest.FixtureRequest, settings: Settings) -> Iterator[str]:
+    """The app with its documents on one server, then on a real 3-master Redis Cluster."""
+    if request.param == "cluster":
+        nodes: list[RedisServer] = request.getfixturevalue("redis_cluster")
+        for node in nodes:
+            node.client().flushall()
+        settings = replace(settings, documents_redis_url=nodes[1].url, documents_redis_cluster=True)
+    with serve_api(settings) as url:
+        yield url
+
+
+async def test_a_deleted_tweet_is_told_once_and_the_others_keep_updating(any_api: str) -> None:
+    async with httpx.AsyncClient(base_url=any_api, timeout=30) as client:
+        author, _ = await sign_up(client, "author")
+        viewer, _ = await sign_up(client, "viewer")
+        fans = [(await sign_up(client, f"fan{n}"))[0] for n in range(3)]
+        kept = await tweet(client, author, "kept")
+        doomed = await tweet(client, author, "doomed")
+        ids = [kept["id"], doomed["id"]]
+        async with watching(any_api, viewer, ids, SUBSCRIBE_WITH_DELETED) as socket:
+            snapshot = [u for _, u in await updates_until(socket, lambda u: True)]
+            snapshot += [u for _, u in await updates_until(socket, lambda u: True)]
+            assert sorted(u["tweetId"] for u in snapshot) == sorted(ids)
+            assert not any(u["deleted"] for u in snapshot)
+            await gql(client, LIKE, {"id": doomed["id"]}, token=fans[0])
+            await updates_until(socket, lambda u: u["tweetId"] == doomed["id"])
+            # Deleted right after a counts update (within the tweet's interval): told at once.
+            await gql(client, DELETE_TWEET, {"id": doomed["id"]}, token=author)
+            [(_, gone)] = await updates_until(socket, lambda u: True)
+            assert gone == {
+                "tweetId": doomed["id"],
+                "replyCount": 0,
+                "retweetCount": 0,
+                "quoteCount": 0,
+                "likeCount": 1,
+                "deleted": True,
+            }
+            for fan in fans:
+                await gql(client, LIKE, {"id": kept["id"]}, token=fan)
+            later = [u for _, u in await updates_until(socket, lambda u: u["likeCount"] == 3)]
+            assert {u["tweetId"] for u in later} == {kept["id"]}, later
+            assert not any(u["deleted"] for u in later)
+            # The last watched tweet deleted: its update, then the subscription completes.
+            await gql(client, DELETE_TWEET, {"id": kept["id"]}, token=author)
+            [(_, last)] = await updates_until(socket, lambda u: True)
+            assert (last["tweetId"], last["likeCount"], last["deleted"]) == (kept["id"], 3, True)
+            assert await next_message(socket) == {"id": "1", "type": "complete"}

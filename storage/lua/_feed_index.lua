@@ -16,7 +16,11 @@
 --     nil); returns whether the feed gained it.
 --   remove_entry(F, I, m): removes entry m and its index fields; returns whether it was there
 --     and the entry that shows its original from now on if that changed (else nil).
---   tweet_event(m): the live new-tweet event of entry m (as social/fanout_plan.live_event).
+--   hidden_by(F, I, m, o): for entry m, just added and showing its original (o, or m itself
+--     for an original's own entry), the entry that showed it until then (else nil).
+--   entry_event(kind, m, o): the live event of entry m (as social/fanout_plan.live_event).
+--   publish_shown_change(cmd, channel, gone, now): tells a live viewer that the entry showing
+--     an original changed (a removal promoted the next one, or a push hid a later one).
 --   trim(F, I, cap): removes the oldest entries beyond `cap` by remove_entry (the index stays
 --     bounded with the feed), keeping the markers; the including script passes them as ARGV[1]
 --     (COMPLETE) and ARGV[2] (BUILDING).
@@ -123,8 +127,37 @@ local function decimal(bytes)
   until not more
   return out
 end
--- The live event saying entry m (16 bytes) is new in the feed (social/fanout_plan.live_event).
-local function tweet_event(m)
-  return '{"kind": "tweet", "author_id": ' .. decimal(string.sub(m, 9, 16))
-    .. ', "tweet_id": ' .. decimal(string.sub(m, 1, 8)) .. '}'
+-- The live event of entry m (16 bytes), as social/fanout_plan.live_event writes it: `kind`
+-- 'tweet' (new in the feed) or 'deleted'; o, for a retweet entry, its original's member (nil:
+-- not named).
+local function entry_event(kind, m, o)
+  local event = '{"kind": "' .. kind .. '", "author_id": ' .. decimal(string.sub(m, 9, 16))
+    .. ', "tweet_id": ' .. decimal(string.sub(m, 1, 8))
+  if o then
+    event = event .. ', "original": [' .. decimal(string.sub(o, 9, 16)) .. ', '
+      .. decimal(string.sub(o, 1, 8)) .. ']'
+  end
+  return event .. '}'
+end
+-- Entry m was just added and shows its original (o; nil: m is the original's own entry): the
+-- entry that showed it until then, which m now hides, or nil. That was the earliest other
+-- entry of it in the feed (the original's own entry, when there, shows and is never hidden),
+-- so only its retweet list is read. Nil when m is not in the feed (trimmed at once).
+local function hidden_by(F, I, m, o)
+  if not redis.call('ZSCORE', F, m) then return nil end
+  local list = redis.call('HGET', I, o or m)
+  if not list then return nil end
+  for k = 1, #list, 16 do
+    local x = string.sub(list, k, k + 15)
+    if x ~= m and redis.call('ZSCORE', F, x) then return x end
+  end
+  return nil
+end
+-- Tells a live viewer (`channel`, published with `cmd`: PUBLISH or SPUBLISH) that the entry
+-- showing an original changed: first `gone`, the deletion event of the entry that stopped
+-- showing it (or left the feed), then `now`, the new-tweet event of the entry that shows it
+-- from now on (nil: none does). A subscriber replaces the one by the other, as a re-read shows.
+local function publish_shown_change(cmd, channel, gone, now)
+  redis.call(cmd, channel, gone)
+  if now then redis.call(cmd, channel, now) end
 end

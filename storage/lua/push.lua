@@ -13,7 +13,10 @@
 -- original the earliest shows, the rule the follow merge and the rebuild apply too), trims
 -- each feed to the cap, and publishes the event to online viewers whose feed did not hold the
 -- member yet and shows it (so a retried batch sends no duplicate, and a retweet entry hidden
--- behind an earlier entry of its original sends nothing).
+-- behind an earlier entry of its original sends nothing). Where the member hides the entry
+-- that showed its original until now (it arrived after a later retweet of the same original:
+-- fan-out jobs finish in any order), that entry's deletion goes first, as when a removal lets
+-- the next entry show (unpush.lua), so the live feed shows what a re-read shows.
 -- Returns how many feeds gained the member.
 -- include: _feed_index.lua
 local original = ARGV[7]
@@ -28,7 +31,14 @@ for i = 1, n do
     trim(key, index, tonumber(ARGV[3]))
     redis.call('PEXPIRE', index, redis.call('PTTL', key))
     if redis.call('EXISTS', ARGV[8 + n + i]) == 1 and shows(key, index, ARGV[4]) then
-      redis.call(ARGV[6], ARGV[8 + 2 * n + i], ARGV[5])
+      -- Looked for only here (an online viewer): a push into an offline feed pays nothing.
+      local hidden = hidden_by(key, index, ARGV[4], original)
+      if hidden then
+        local gone = entry_event('deleted', hidden, original or ARGV[4])
+        publish_shown_change(ARGV[6], ARGV[8 + 2 * n + i], gone, ARGV[5])
+      else
+        redis.call(ARGV[6], ARGV[8 + 2 * n + i], ARGV[5])
+      end
     end
   end
 end

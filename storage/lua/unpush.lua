@@ -18,8 +18,8 @@ for i = 1, n do
   if gone then
     removed = removed + 1
     if redis.call('EXISTS', ARGV[8 + n + i]) == 1 then
-      redis.call(ARGV[6], ARGV[8 + 2 * n + i], ARGV[5])
-      if promoted then redis.call(ARGV[6], ARGV[8 + 2 * n + i], tweet_event(promoted)) end
+      local now = promoted and entry_event('tweet', promoted)
+      publish_shown_change(ARGV[6], ARGV[8 + 2 * n + i], ARGV[5], now)
     end
   end
 end
