@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import httpx
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 
 from devstack.servers import ManagedProcess
@@ -30,6 +30,7 @@ from tests.videos import (
     LOCATION,
     clip,
     h264_with_location,
+    looks_like,
     picture,
     top_level_atoms,
     vp9_webm,
@@ -219,17 +220,6 @@ async def test_vp9_webm_is_transcoded_to_h264_aac(client: httpx.AsyncClient) -> 
         assert [s.codec_context.name for s in result.streams] == ["h264", "aac"]
         assert result.streams.video[0].codec_context.format.name == "yuv420p"
     assert top_level_atoms(body)[:2] == ["ftyp", "moov"]
-
-
-def looks_like(image: Image.Image, reference: Image.Image) -> bool:
-    """The same picture the same way up, give or take compression: the green channels (the
-    same in every frame of a clip, see `tests.videos.picture`) differ by under 12 of 255 on
-    average (the same picture measures about 1; turned half round, over 100)."""
-    green = image.convert("RGB").getchannel("G"), reference.convert("RGB").getchannel("G")
-    return (
-        green[0].size == green[1].size
-        and ImageStat.Stat(ImageChops.difference(*green)).mean[0] < 12
-    )
 
 
 async def test_a_rotated_phone_clip_is_reported_and_postered_as_displayed(
