@@ -38,6 +38,7 @@ from web.body_limit import BodyLimit
 from web.cache_policy import CachePolicy
 from web.graphql_http import GraphQLOverHTTP
 from web.graphql_ws import TransportWSHandler, accept_socket, refuse_subprotocol
+from web.held_files import HeldFiles
 from web.media_files import MediaFiles
 from web.persisted_queries import PersistedQueries
 from web.uploads import put_upload
@@ -119,7 +120,7 @@ def local_media_routes(settings: Settings) -> list[Route | Mount]:
     public.mkdir(parents=True, exist_ok=True)
     return [
         Route("/uploads/{key:path}", put_upload, methods=["PUT"]),
-        Mount("/media/public", MediaFiles(StaticFiles(directory=public)), name="media"),
+        Mount("/media/public", MediaFiles(HeldFiles(directory=public)), name="media"),
     ]
 
 

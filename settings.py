@@ -167,6 +167,8 @@ class Settings:
     # worker (queue `video`) in a child process with these limits
     video_max_bytes: int = 512 * 1024 * 1024
     video_max_seconds: float = 140.0
+    # The longer and the shorter side, in either orientation: a portrait 1200x1920 fits, and a
+    # display rotation (a quarter turn swaps width and height) changes nothing.
     video_max_width: int = 1920  # the longer side
     video_max_height: int = 1200  # the shorter side
     video_max_fps: float = 60.0

@@ -172,8 +172,12 @@ class User:
 class Media:
     id: strawberry.ID
     url: str = strawberry.field(description="The clean copy (no metadata), through the CDN.")
-    width: int
-    height: int
+    width: int = strawberry.field(
+        description="Pixels across as displayed, upright: an image's EXIF orientation and a "
+        "video's display rotation are applied (a phone's portrait video, stored as landscape "
+        "frames and a rotation, is narrower than it is tall)."
+    )
+    height: int = strawberry.field(description="Pixels down as displayed (see width).")
     content_type: str
 
     @staticmethod

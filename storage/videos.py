@@ -10,6 +10,10 @@ muxer runs `bitexact`), and the index (`moov`) is written at the front (`faststa
 browser can start playing and seek before the whole file arrived. The poster is a JPEG of a
 frame a little into the result.
 
+A phone stores a portrait clip as landscape frames plus a display matrix (a rotation). The clean
+copy carries that rotation as a quarter turn (`display_rotation`), its poster is turned upright
+by it, and the width and height reported are the poster's: the video as a browser shows it.
+
 Decoding hostile files is dangerous, so this runs only as a child process of
 `storage/sandbox.py` (`main`), which caps its memory, CPU time and output size first. It
 imports only PyAV and Pillow (the child runs with `python -I`).
@@ -27,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from PIL import Image
 
 CONTENT_TYPES = ("video/mp4", "video/quicktime", "video/webm")
 OUTPUT_TYPE = "video/mp4"
@@ -36,6 +41,13 @@ POSTER_AT_SECONDS = 1.0  # the poster's frame: this far in, or a quarter in for 
 REMUXABLE_VIDEO = {"h264"}
 REMUXABLE_AUDIO = {"aac"}
 PLAYABLE_PIXEL_FORMATS = {"yuv420p", "yuvj420p"}
+# A display rotation (degrees counterclockwise, FFmpeg's and PyAV's sense) as the poster's turn
+# (PIL's ROTATE_n also turns counterclockwise).
+UPRIGHT = {
+    90: Image.Transpose.ROTATE_90,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_270,
+}
 AUDIO_RATE = 48_000
 X264_OPTIONS = {"preset": "veryfast", "crf": "23", "profile": "high"}
 CODEC_THREADS = 2  # per codec: bounds the threads' stacks inside RLIMIT_AS
@@ -58,6 +70,12 @@ class _NeedsDecoding(Exception):
 
 @dataclass(frozen=True)
 class VideoLimits:
+    """Bounds on what a video holds. The sizes bound the longer and the shorter side whatever
+    the orientation, so a portrait clip fits as well as a landscape one (1200x1920 as well as
+    1920x1200; Twitter allows 1920x1200 and 1200x1900), and a quarter turn of the display
+    matrix, which swaps width and height, changes nothing: the coded frame and the displayed
+    one pass or fail alike."""
+
     max_width: int  # the longer side
     max_height: int  # the shorter side
     max_seconds: float
@@ -209,6 +227,25 @@ def _duration(container: av.container.InputContainer, video: av.VideoStream) -> 
     return 0.0
 
 
+def display_rotation(source: av.container.InputContainer, limits: VideoLimits) -> int:
+    """The quarter turn counterclockwise (0, 90, 180 or 270 degrees) that shows the video
+    upright, from its display matrix (MP4 `tkhd`, Matroska's projection roll).
+
+    PyAV 18 reads that matrix only from decoded frames (`VideoFrame.rotation`: a stream does
+    not expose its side data), so this decodes the first frame, once `probe` has passed the
+    headers, its packets and its size bounded as in a transcode. A matrix that turns by other
+    than a quarter turn, or mirrors too, counts as its nearest quarter turn (no mirror): that
+    is what the clean copy is given, so its reported size, its poster and what a browser
+    shows agree."""
+    video = source.streams.video[0]
+    video.codec_context.thread_count = CODEC_THREADS
+    for frame in _decoded(source, [video], {video.index: _Pace(limits, video=True)}):
+        assert isinstance(frame, av.VideoFrame)
+        _check_frame_size(frame, limits)
+        return round(frame.rotation / 90) % 4 * 90
+    raise InvalidVideo("has no decodable frame")
+
+
 def remuxable(found: Probe) -> bool:
     return (
         found.demuxer == "mov"
@@ -228,9 +265,14 @@ def _open_output(path: Path) -> av.container.OutputContainer:
 
 
 def remux(
-    source: av.container.InputContainer, target: Path, found: Probe, limits: VideoLimits
+    source: av.container.InputContainer,
+    target: Path,
+    found: Probe,
+    limits: VideoLimits,
+    rotation: int,
 ) -> None:
-    """Copy the H.264/AAC packets into a new MP4, bounding what they hold as they come (see
+    """Copy the H.264/AAC packets into a new MP4 whose display matrix is the quarter turn
+    `rotation` (see `display_rotation`), bounding what the packets hold as they come (see
     `_Pace`) and refusing a file that ends early.
 
     A remux never sees a frame, so a frame size other than the header's could pass through it:
@@ -246,6 +288,9 @@ def remux(
         mapping = {s.index: output.add_stream_from_template(s) for s in streams}
         for stream in mapping.values():
             stream.metadata.clear()
+        video = mapping[video_index]
+        assert isinstance(video, av.VideoStream)
+        video.set_display_rotation(rotation)  # in place of the template's matrix
         last = 0.0
         for packet in source.demux(streams):
             if packet.dts is None:
@@ -282,11 +327,22 @@ def _check_parameter_sets(packet: av.Packet, found: Probe) -> None:
 
 
 def transcode(
-    source: av.container.InputContainer, target: Path, found: Probe, limits: VideoLimits
+    source: av.container.InputContainer,
+    target: Path,
+    found: Probe,
+    limits: VideoLimits,
+    rotation: int,
 ) -> None:
     """Decode every frame and encode H.264 (4:2:0, even dimensions) and AAC. Packets are
     bounded before they are decoded, and the decoded frames again (`_Pace`); a frame larger
-    than the limits (a stream that changes its dimensions) is refused, the first one."""
+    than the limits (a stream that changes its dimensions) is refused, the first one.
+
+    The rotation is carried, not applied: the frames keep their coded orientation and the
+    output's display matrix is the quarter turn `rotation`, as in a remux. A remux cannot turn
+    frames without decoding them, so this keeps one rule for both paths (every browser that
+    plays H.264 MP4 applies the `tkhd` matrix, and the reported size and the poster follow
+    that same turn); turning each frame here would cost a transpose per frame and a second
+    frame buffer inside the sandbox's memory limit, for a picture a browser shows alike."""
     in_video = source.streams.video[0]
     in_audio = source.streams.audio[0] if source.streams.audio else None
     for stream in (in_video, in_audio):
@@ -299,6 +355,7 @@ def transcode(
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = dict(X264_OPTIONS)
         video.codec_context.thread_count = CODEC_THREADS
+        video.set_display_rotation(rotation)
         audio = None
         if in_audio is not None:
             audio = output.add_stream("aac", rate=AUDIO_RATE)
@@ -348,8 +405,10 @@ def _decoded(
         yield from packet.decode()  # type: ignore[misc]
 
 
-def poster(clean: Path, target: Path, seconds: float) -> tuple[int, int]:
-    """A JPEG of the first frame at or past POSTER_AT_SECONDS (a quarter in, if shorter)."""
+def poster(clean: Path, target: Path, seconds: float, rotation: int) -> tuple[int, int]:
+    """A JPEG of the first frame at or past POSTER_AT_SECONDS (a quarter in, if shorter),
+    turned upright by `rotation` (the quarter turn the clean copy carries). Returns its width
+    and height: the video's as displayed (a quarter turn swaps the coded ones)."""
     at = min(POSTER_AT_SECONDS, seconds / 4)
     chosen = None
     with av.open(str(clean)) as result:
@@ -362,13 +421,16 @@ def poster(clean: Path, target: Path, seconds: float) -> tuple[int, int]:
     if chosen is None:
         raise InvalidVideo("has no decodable frame")
     image = chosen.to_image()
+    if rotation:
+        image = image.transpose(UPRIGHT[rotation])
     image.save(target, "JPEG", quality=85)
     return image.width, image.height
 
 
 def clean_copy(source_path: Path, out_dir: Path, limits: VideoLimits) -> dict[str, object]:
     """Verify the file and write VIDEO_FILE and POSTER_FILE into `out_dir`. Run it only inside
-    the sandbox (see the module docstring). Returns what the clean copy really holds.
+    the sandbox (see the module docstring). Returns what the clean copy really holds (width
+    and height as displayed, with the display rotation applied).
 
     The limits are enforced three times: on the header (`probe`: refuses before any work), on
     what is demuxed and decoded (`_Pace`, frame sizes: a header can lie), and on the clean copy
@@ -381,21 +443,23 @@ def clean_copy(source_path: Path, out_dir: Path, limits: VideoLimits) -> dict[st
     try:
         with av.open(str(source_path), format=demuxer) as source:
             found = probe(source, demuxer, limits)
-            path = "remux" if remuxable(found) else "transcode"
-            if path == "remux":
+            rotation = display_rotation(source, limits)
+        path = "remux" if remuxable(found) else "transcode"
+        if path == "remux":
+            with av.open(str(source_path), format=demuxer) as source:
                 try:
-                    remux(source, clean, found, limits)
+                    remux(source, clean, found, limits, rotation)
                 except _NeedsDecoding:
                     path = "transcode"
         if path == "transcode":
             clean.unlink(missing_ok=True)
             with av.open(str(source_path), format=demuxer) as source:
-                transcode(source, clean, found, limits)
+                transcode(source, clean, found, limits, rotation)
         with av.open(str(clean)) as result:
             seconds = _duration(result, result.streams.video[0])
         if seconds > limits.max_seconds + DURATION_SLACK_SECONDS:
             raise InvalidVideo(f"lasts {seconds:.3g} s, over {limits.max_seconds:g} s")
-        width, height = poster(clean, out_dir / POSTER_FILE, seconds)
+        width, height = poster(clean, out_dir / POSTER_FILE, seconds, rotation)
     except InvalidVideo:
         raise
     except (av.FFmpegError, ValueError, OSError, StopIteration) as exc:
@@ -404,6 +468,7 @@ def clean_copy(source_path: Path, out_dir: Path, limits: VideoLimits) -> dict[st
         "width": width,
         "height": height,
         "duration_ms": round(seconds * 1000),
+        "rotation": rotation,
         "path": path,
         "source": {"container": demuxer, "video": found.video_codec, "audio": found.audio_codec},
     }

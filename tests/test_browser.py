@@ -1,6 +1,7 @@
 """GraphiQL in a real headless Chromium (Debian's chromium + chromium-driver, via Selenium):
 the page and its assets come from the app, a query with a token header runs, the result shows.
-And a processed video (H.264/AAC MP4 from the worker) plays in a `<video>` element.
+And a processed video (H.264/AAC MP4 from the worker) plays in a `<video>` element, at the
+size the API reports (a phone's rotated clip as displayed).
 
 Skipped with the reason printed when no browser is installed, unless REQUIRE_BROWSER=1 (as in
 .ci/run), which turns the skip into a failure. UPDATE_SCREENSHOT=1 also writes
@@ -9,6 +10,8 @@ docs/graphiql.png.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -18,11 +21,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from PIL import Image
 
 from settings import Settings
 from tests.gql import PASSWORD, SIGN_UP
 from tests.servers import run_worker, serve_api
-from tests.videos import h264_with_location, vp9_webm
+from tests.videos import clip, h264_with_location, looks_like, picture, vp9_webm
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = "{ viewer { username displayName } }"
@@ -102,9 +106,10 @@ VIDEO_FLOW = {
     "complete": "mutation($id: ID!) { completeMediaUpload(id: $id) { state } }",
     "state": "query($id: ID!) { media(id: $id) { state reason } }",
     "tweet": 'mutation($m: [ID!]) { createTweet(text: "clip", mediaIds: $m) '
-    "{ media { url ... on Video { posterUrl } } } }",
+    "{ media { url width height ... on Video { posterUrl } } } }",
 }
-# Plays the video muted (autoplay allowed) and reports once time advances, or why not.
+# Plays the video muted (autoplay allowed) and reports once time advances, with the frame
+# shown then (a PNG data URL), or why not.
 PLAY = """
 const [src, done] = arguments;
 const video = document.createElement('video');
@@ -113,8 +118,13 @@ video.src = src;
 document.body.appendChild(video);
 video.onerror = () => done({error: video.error && video.error.message});
 video.ontimeupdate = () => {
-  if (video.currentTime > 0) done({time: video.currentTime, readyState: video.readyState,
-                                   width: video.videoWidth, height: video.videoHeight});
+  if (video.currentTime == 0) return;
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d').drawImage(video, 0, 0);
+  done({time: video.currentTime, readyState: video.readyState, width: video.videoWidth,
+        height: video.videoHeight, frame: canvas.toDataURL('image/png')});
 };
 video.play().catch(e => done({error: String(e)}));
 setTimeout(() => done({error: 'timeout', readyState: video.readyState}), 20000);
@@ -122,8 +132,8 @@ setTimeout(() => done({error: 'timeout', readyState: video.readyState}), 20000);
 CODECS = 'video/mp4; codecs="avc1.640028, mp4a.40.2"'  # what the worker produces: H.264 + AAC
 
 
-def _posted_video(api: httpx.Client, token: str, data: bytes, content_type: str) -> str:
-    """Upload, complete, wait for READY and tweet a video the GraphiQL way: its URL."""
+def _posted_video(api: httpx.Client, token: str, data: bytes, content_type: str) -> dict:
+    """Upload, complete, wait for READY and tweet a video the GraphiQL way: its media."""
 
     def call(name: str, variables: dict) -> dict:
         body = api.post(
@@ -142,12 +152,14 @@ def _posted_video(api: httpx.Client, token: str, data: bytes, content_type: str)
     while (state := call("state", {"id": ticket["id"]})["media"])["state"] != "READY":
         assert state["state"] != "FAILED" and time.monotonic() < deadline, state
         time.sleep(0.1)
-    return call("tweet", {"m": [ticket["id"]]})["createTweet"]["media"][0]["url"]
+    return call("tweet", {"m": [ticket["id"]]})["createTweet"]["media"][0]
 
 
 def test_a_processed_video_plays_in_a_video_element(settings: Settings, tmp_path: Path) -> None:
     """Both processing paths (remuxed H.264 with a location tag; VP9 transcoded) give a file
-    Chromium plays: time advances, and the frame has the video's size."""
+    Chromium plays: time advances, and the frame has the size the API reports. A phone's
+    portrait clip (64x48 frames turned a quarter, either way) plays upright at 48x64 on both
+    paths: the browser shows what the API reports and the poster shows."""
     driver = chrome(tmp_path)
     try:
         with serve_api(settings) as url, run_worker(settings, tmp_path / "worker.log"):
@@ -155,17 +167,27 @@ def test_a_processed_video_plays_in_a_video_element(settings: Settings, tmp_path
                 variables = {"username": "viewer", "password": PASSWORD, "displayName": "V"}
                 body = api.post("/graphql", json={"query": SIGN_UP, "variables": variables})
                 token = body.json()["data"]["signUp"]["token"]
-                remuxed = _posted_video(api, token, h264_with_location(seconds=2), "video/mp4")
-                transcoded = _posted_video(api, token, vp9_webm(seconds=2), "video/webm")
+                clips = [  # degrees counterclockwise that show the frames upright
+                    (h264_with_location(seconds=2), "video/mp4", 0),  # remuxed
+                    (vp9_webm(seconds=2), "video/webm", 0),  # transcoded
+                    (clip(seconds=2, rotation=90), "video/mp4", 90),
+                    (vp9_webm(seconds=2, rotation=-90), "video/webm", -90),
+                ]
+                posted = [(_posted_video(api, token, d, t), turn) for d, t, turn in clips]
             driver.get(f"{url}/healthz")  # any page of the app: the video is same-origin
             can_play = driver.execute_script(
                 f"return document.createElement('video').canPlayType('{CODECS}')"
             )
             assert can_play == "probably", f"this Chromium cannot play H.264/AAC: {can_play!r}"
-            for src in (remuxed, transcoded):
-                played = driver.execute_async_script(PLAY, src)
-                assert "error" not in played, (src, played)
+            for media, turn in posted:
+                upright = picture(64, 48, 0).rotate(turn, expand=True)
+                assert (media["width"], media["height"]) == upright.size, media
+                played = driver.execute_async_script(PLAY, media["url"])
+                assert "error" not in played, (media, played)
                 assert played["time"] > 0 and played["readyState"] >= 2, played
-                assert (played["width"], played["height"]) == (64, 48), played
+                assert (played["width"], played["height"]) == upright.size, played
+                png = base64.b64decode(played["frame"].split(",", 1)[1])
+                with Image.open(io.BytesIO(png)) as shown:
+                    assert looks_like(shown, upright), (media, turn)
     finally:
         driver.quit()

@@ -100,6 +100,22 @@ def test_a_switch_within_the_limits_is_transcoded_at_the_header_size(tmp_path: P
     assert (done["path"], done["width"], done["height"]) == ("transcode", 16, 16)
 
 
+def test_the_size_limits_hold_for_either_orientation(tmp_path: Path) -> None:
+    """The limits bound the longer and the shorter side (here 32 and 24): a portrait clip
+    fits, coded upright or coded landscape with a quarter turn (reported as displayed, 24x32);
+    a rotation does not let a frame past them either way."""
+    limits = VideoLimits(32, 24, max_seconds=2.0, max_fps=10.0)
+    portrait = clip(width=24, height=32, seconds=1, audio_codec=None)
+    turned = clip(width=32, height=24, seconds=1, audio_codec=None, rotation=90)
+    for data in (portrait, turned):
+        done = run(tmp_path, data, limits)
+        assert (done["width"], done["height"]) == (24, 32), done
+    assert run(tmp_path, turned, limits)["rotation"] == 90
+    for width, height in ((24, 40), (40, 24), (32, 32)):
+        data = clip(width=width, height=height, seconds=1, audio_codec=None, rotation=90)
+        assert f"{width}x{height}" in refused(tmp_path, data, limits), (width, height)
+
+
 def test_a_burst_of_frames_above_the_rate_limit_is_refused(tmp_path: Path) -> None:
     """40 frames in the first second, then 1 a second for 10 s: about 4.5 fps on average
     (the header's rate passes the 10 fps limit), 40 fps in the first second."""

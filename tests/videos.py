@@ -1,6 +1,7 @@
 """Video files made on the fly with PyAV for the video tests and the benchmark (no binary
-fixtures): H.264/AAC MP4 (optionally with a GPS `location` tag), VP9/Opus WebM, and a WebM
-whose track header claims dimensions its frames do not have."""
+fixtures): H.264/AAC MP4 (optionally with a GPS `location` tag or a display rotation, as a
+phone writes for a portrait clip), VP9/Opus WebM, and a WebM whose track header claims
+dimensions its frames do not have."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 LOCATION = "+52.5200+013.4050/"  # what a phone writes into ©xyz
 
@@ -29,14 +30,26 @@ def clip(
     metadata: dict[str, str] | None = None,
     faststart: bool = False,
     video_options: dict[str, str] | None = None,
+    rotation: int = 0,
 ) -> bytes:
-    """An encoded clip: moving gradient frames and a sine tone (if `audio_codec`)."""
+    """An encoded clip: moving gradient frames (`picture`) and a sine tone (if `audio_codec`);
+    with `rotation`, a display matrix turning its frames that many degrees counterclockwise
+    (a phone's portrait clip: landscape frames and -90)."""
     options = {"movflags": "+faststart"} if faststart else {}
     with tempfile.TemporaryDirectory() as folder:  # faststart rewrites the file: not in memory
         path = Path(folder) / f"clip.{container}"
         _encode(path, container, options, video_codec, audio_codec, width, height, seconds, fps,
-                pix_fmt, metadata or {}, video_options or {})  # fmt: skip
+                pix_fmt, metadata or {}, video_options or {}, rotation)  # fmt: skip
         return path.read_bytes()
+
+
+def picture(width: int, height: int, index: int) -> Image.Image:
+    """Frame `index` of a clip: a gradient from black (top) to white (bottom) with a coloured
+    band down its left quarter; only the band's red changes from frame to frame, so the green
+    channel is the same in every frame and shows which way up a picture is."""
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    image.paste((index * 16 % 256, 40, 200), (0, 0, max(1, width // 4), height))
+    return image
 
 
 def _encode(
@@ -52,6 +65,7 @@ def _encode(
     pix_fmt: str,
     metadata: dict[str, str],
     video_options: dict[str, str],
+    rotation: int,
 ) -> None:
     with av.open(str(path), "w", format=container, options=options) as output:
         for key, value in metadata.items():
@@ -63,6 +77,8 @@ def _encode(
         if video_codec == "libvpx-vp9":
             defaults = {"deadline": "realtime", "cpu-used": "8"}
         video.options = {**defaults, **video_options}
+        if rotation:
+            video.set_display_rotation(rotation)
         audio: av.AudioStream | None = None
         if audio_codec:
             added = output.add_stream(audio_codec, rate=48000)
@@ -71,9 +87,7 @@ def _encode(
             audio = added
         frames = max(1, round(seconds * fps))
         for index in range(frames):
-            image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
-            image.paste((index * 16 % 256, 40, 200), (0, 0, max(1, width // 4), height))
-            frame = av.VideoFrame.from_image(image)
+            frame = av.VideoFrame.from_image(picture(width, height, index))
             frame.pts = index
             frame.time_base = Fraction(1, fps)
             for packet in video.encode(frame.reformat(format=pix_fmt)):
@@ -98,6 +112,17 @@ def _encode(
                     output.mux(packet)
             for packet in audio.encode(None):
                 output.mux(packet)
+
+
+def looks_like(image: Image.Image, reference: Image.Image) -> bool:
+    """The same `picture` the same way up, give or take compression: the green channels (the
+    same in every frame of a clip) differ by under 12 of 255 on average (the same picture
+    measures about 1; turned half round, over 100)."""
+    green = image.convert("RGB").getchannel("G"), reference.convert("RGB").getchannel("G")
+    return (
+        green[0].size == green[1].size
+        and ImageStat.Stat(ImageChops.difference(*green)).mean[0] < 12
+    )
 
 
 def h264_with_location(**options: object) -> bytes:
