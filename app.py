@@ -88,12 +88,15 @@ class GraphQLApp(GraphQLOverHTTP[RequestContext, None]):
                 await context.services.live.close_connection(context.connection_slot)
 
     def decode_json(self, data: str | bytes) -> object:
-        """JSON nested too deeply for the decoder is malformed JSON (a coded 400 on HTTP, close
-        4400 on a WebSocket), not an internal error."""
+        """JSON nested too deeply for the decoder, or bytes that are not UTF-8 (JSON's
+        encoding), are malformed JSON (a coded 400 on HTTP, close 4400 on a WebSocket), not an
+        internal error."""
         try:
             return json.loads(data)
         except RecursionError:
             raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+        except UnicodeDecodeError as exc:
+            raise json.JSONDecodeError("the body is not UTF-8", "", exc.start) from None
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return FileResponse(GRAPHIQL_PAGE, media_type="text/html")
@@ -182,7 +185,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
             yield
 
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql),  # every method: the view answers others with a coded 405
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/metrics", metrics.endpoint),

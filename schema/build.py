@@ -14,6 +14,7 @@ from strawberry.types.execution import PreExecutionError
 
 from resolvers.errors import coded_result
 from schema.document_cache import CachedDocuments, DocumentCache
+from schema.fragment_expansion import FragmentExpansionLimit
 from schema.leaf_fields import LeafFieldExecutor
 from schema.limits import graph_call_slots, query_cost_rule, query_too_large
 from schema.operation_choice import OperationNameRequired
@@ -132,6 +133,7 @@ def build_schema(
     if not introspection:
         extensions.append(DisableIntrospection)
     extensions.append(lambda: CachedDocuments(cache))
+    extensions.append(FragmentExpansionLimit)  # after the cache: a hit is not counted again
     extensions.append(OperationNameRequired)
     return Schema(
         execution_context_class=LeafFieldExecutor,

@@ -163,7 +163,11 @@ def graph_call_slots(limit: int) -> Iterator[None]:
     try:
         yield
     finally:
-        _graph_slots.reset(token)
+        # A subscription's generator may be closed from another task, in whose context the
+        # token was not made (ValueError): the context it was set in ends with its task, and
+        # the other task's own value must stay.
+        with contextlib.suppress(ValueError):
+            _graph_slots.reset(token)
 
 
 class SlotCappedGraph:

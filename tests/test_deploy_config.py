@@ -3,6 +3,7 @@ the topology the scaled stack (devstack/scaled.py, `make run-scaled`) runs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,6 +27,7 @@ from fanout.broker import build_broker
 from fanout.queues import GENERAL_QUEUES, VIDEO_QUEUES
 from settings import Settings
 from social.fanout import FanOut
+from web.serve import KEEP_ALIVE_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_ADDRESSES = {"CDN_BASE_URL", "PUBLIC_API_URL"}  # what clients reach, not a backend
@@ -193,3 +195,11 @@ def test_every_long_running_service_is_restarted_and_one_shots_are_not() -> None
     for name, service in compose()["services"].items():
         one_shot = name.endswith("-init")
         assert service.get("restart") == ("no" if one_shot else "unless-stopped"), name
+
+
+def test_nginx_closes_idle_api_connections_before_the_api_does() -> None:
+    """A request nginx sends on a kept-alive connection the API is closing fails (a 502 for a
+    POST, which nginx does not retry): nginx must let idle connections go first."""
+    [upstream] = re.findall(r"^upstream api \{(.*?)^\}", TEMPLATE.read_text(), re.DOTALL | re.M)
+    [seconds] = re.findall(r"^\s*keepalive_timeout (\d+)s;", upstream, re.MULTILINE)
+    assert 0 < int(seconds) < KEEP_ALIVE_SECONDS

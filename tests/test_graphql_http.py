@@ -150,6 +150,10 @@ async def test_mutation_over_get_is_405_and_changes_nothing(client: httpx.AsyncC
     assert (await gql(client, '{ user(username: "mallory") { id } }'))["user"] is None
     head = await client.head("/graphql", params={"query": "{ __typename }"})
     assert (head.status_code, head.headers["allow"]) == (405, "GET, POST")
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):  # coded too, not a bare text 405
+        other = await client.request(method, "/graphql", json={"query": "{ __typename }"})
+        assert (other.status_code, other.headers["allow"]) == (405, "GET, POST"), method
+        assert other.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
     # Queries over GET still work.
     query = await client.get("/graphql", params={"query": "{ __typename }"})
     assert (query.status_code, query.json()) == (200, {"data": {"__typename": "Query"}})

@@ -184,6 +184,44 @@ async def test_deeply_nested_json_is_a_client_error(settings: Settings) -> None:
             assert (await gql(client, "{ __typename }"))["__typename"] == "Query"
 
 
+def fragment_bomb(levels: int) -> str:
+    """`{ ...F0 }`, each fragment spreading the next twice: 2**levels selections expanded, in
+    under 40 bytes a level (the attack pass's finding)."""
+    fragments = [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
+    return " ".join(["{ ...F0 }", *fragments, f"fragment F{levels} on Query {{ __typename }}"])
+
+
+async def test_fragments_expanding_too_far_are_refused_before_validation(
+    settings: Settings,
+) -> None:
+    """Rules that expand fragments (depth, aliases, cost) take time in proportion to the
+    expansion, 2**40 here: refused from the document as sent, before any of them runs."""
+    with serve_api(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for query in (fragment_bomb(40), fragment_bomb(40) + " # another text, uncached"):
+                code, message = await gql_error(client, query)
+                assert code == "QUERY_TOO_COMPLEX" and "selections" in message, message
+            data = await gql(client, fragment_bomb(8))  # 256 selections: a fine document
+            assert data == {"__typename": "Query"}
+            # A fragment spreading itself counts nothing here; validation names the cycle.
+            code, message = await gql_error(client, "{ ...A } fragment A on Query { ...A }")
+            assert code == "GRAPHQL_VALIDATION_FAILED" and "A" in message, message
+
+
+async def test_a_body_that_is_not_utf8_is_a_client_error(settings: Settings) -> None:
+    with serve_api(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            response = await client.post(
+                "/graphql",
+                content=b'{"query": "{ __typename \xff }"}',  # \xff: never in UTF-8
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 400, response.text
+            assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+            # The connection is still good for the next request.
+            assert (await gql(client, "{ __typename }"))["__typename"] == "Query"
+
+
 async def test_forwarded_for_counts_only_from_trusted_proxies(settings: Settings) -> None:
     """Sign-ups are limited per client address. From an untrusted peer (TRUSTED_PROXIES empty),
     a rotating X-Forwarded-For changes nothing; from a trusted proxy it names the client."""

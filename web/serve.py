@@ -23,6 +23,12 @@ def trusted_proxies(settings: Settings) -> list[str]:
     return [entry.strip() for entry in settings.trusted_proxies.split(",") if entry.strip()]
 
 
+# How long an idle client connection stays open. nginx closes its idle upstream connections
+# sooner (deploy/nginx/default.conf.template, `keepalive_timeout`), so it never sends a request
+# on one the API is closing.
+KEEP_ALIVE_SECONDS = 5
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn.Config keyword arguments: WebSocket messages are bounded like HTTP bodies
     (MAX_BODY_BYTES; a larger one closes the socket with 1009), and X-Forwarded-For is believed
@@ -31,6 +37,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "ws_max_size": settings.max_body_bytes,
         "proxy_headers": bool(proxies),
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
     if proxies:
         options["forwarded_allow_ips"] = proxies
