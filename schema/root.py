@@ -177,7 +177,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Post a tweet: 1-280 characters, up to 4 uploaded images or 1 READY video. "
-        "The same idempotencyKey again returns the first tweet instead of posting twice. With "
+        "The same idempotencyKey again with the same arguments returns the first tweet instead "
+        "of posting twice; with different ones it is refused (BAD_USER_INPUT). With "
         "inReplyTo it answers that tweet (joining its conversation); with quoteOf it quotes "
         "one; both at once is a quote-reply. Either must be a tweet that is not deleted "
         "(NOT_FOUND otherwise, nothing posted)."

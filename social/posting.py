@@ -24,6 +24,7 @@ both back, once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from social import text as tweet_text
 from social.errors import (
@@ -98,6 +99,33 @@ def check_idempotency_key(key: str | None) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Content:
+    """What a createTweet request asks for, as its tweet stores it (text normalized, replies
+    and quotes resolved to the tweet they name). An idempotency key stands for one Content:
+    a repeat asking for another is refused (Stripe's rule), not answered with the first."""
+
+    text: str
+    media_ids: tuple[int, ...]
+    in_reply_to: TweetId | None
+    quote_of: TweetId | None
+
+    @classmethod
+    def of(cls, tweet: Tweet) -> Content:
+        media_ids = tuple(item.media_id for item in tweet.media)
+        return cls(tweet.text, media_ids, tweet.in_reply_to, tweet.quote_of)
+
+
+def check_same_request(earlier: Tweet, asked: Content) -> None:
+    """Refuse a repeated idempotency key whose request differs from the one that created
+    `earlier` (a client bug: a new tweet needs a new key)."""
+    if Content.of(earlier) != asked:
+        raise InvalidInput(
+            "this idempotencyKey was used for a different tweet; a new tweet needs a new key",
+            field="idempotencyKey",
+        )
+
+
 class Posting:
     """Create, delete and read tweets. `rate_tweets` ("N/S") bounds new tweets per author."""
 
@@ -149,17 +177,25 @@ class Posting:
         quote_of: TweetId | None = None,
     ) -> Tweet:
         """Validate, publish the media, store the tweet; a repeated idempotency key returns the
-        tweet it created the first time, changing nothing (and costing no rate). A reply or a
-        quote must name a live tweet (NotFound otherwise, nothing written)."""
+        tweet it created the first time if the request asks for the same tweet (`Content`),
+        else InvalidInput; either way it stores nothing, and costs no rate unless it raced the
+        first (then the store's script finds the key taken). A reply or a quote must name a
+        live tweet (NotFound otherwise, nothing written)."""
         text = tweet_text.normalize(text)
         media_ids = media_ids_of(author, media_refs)
         check_idempotency_key(idempotency_key)
         parent = await self._live_target(in_reply_to, "inReplyTo")
         quoted = await self._live_target(quote_of, "quoteOf")
+        asked = Content(
+            text,
+            tuple(media_ids),
+            None if parent is None else _ref(parent),
+            None if quoted is None else _ref(quoted),
+        )
         if idempotency_key is not None:
             earlier = await self._tweets.earlier_tweet(author, idempotency_key)
             if earlier is not None:
-                return await self._existing(author, earlier, load)
+                return await self._existing(author, earlier, load, asked)
         check_media_mix(await self._media.kinds(author, media_ids))
         await self._throttle.charge("tweet", author, self._rate_tweets)
         try:
@@ -178,9 +214,9 @@ class Posting:
             mentions=tweet_text.mentions(text),
             hashtags=tweet_text.hashtags(text),
             media=tuple(media),
-            in_reply_to=None if parent is None else _ref(parent),
+            in_reply_to=asked.in_reply_to,
             conversation=None if parent is None else (parent.conversation or _ref(parent)),
-            quote_of=None if quoted is None else _ref(quoted),
+            quote_of=asked.quote_of,
         )
         await self._jobs.fan_out(author, tweet.tweet_id, FanoutAction.PUSH)
         keys = {media_key(author, m): m for m in media_ids}
@@ -189,8 +225,8 @@ class Posting:
         except MediaNotAttachable as exc:  # a concurrent tweet attached it after we published it
             taken = keys.get(exc.media_key)
             raise MediaUnusable(author, taken, "is already attached to a tweet") from None
-        if stored_id != tweet.tweet_id:
-            return await self._existing(author, stored_id, load)
+        if stored_id != tweet.tweet_id:  # a concurrent request with the same key won
+            return await self._existing(author, stored_id, load, asked)
         await self._link(tweet, +1)
         ref = FeedRef(tweet.tweet_id, author)
         await self._feeds.push_to_feeds(ref, [author], live_event("tweet", author, tweet.tweet_id))
@@ -248,10 +284,15 @@ class Posting:
             replicasAcknowledged=created.replicas_acked,
         )
 
-    async def _existing(self, author: int, tweet_id: int, load: LoadTweets) -> Tweet:
+    async def _existing(
+        self, author: int, tweet_id: int, load: LoadTweets, asked: Content
+    ) -> Tweet:
+        """The tweet an earlier request with the same idempotency key created, if this request
+        asks for the same one."""
         [tweet] = await load([(author, tweet_id)])
         if tweet is None or tweet.deleted:
             raise NotFound("the tweet created with this idempotency key was deleted")
+        check_same_request(tweet, asked)
         return tweet
 
     async def delete(self, viewer: int, author: int, tweet_id: int) -> None:

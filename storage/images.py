@@ -30,7 +30,14 @@ CONTENT_TYPES = {
 
 
 class InvalidImage(ValueError):
-    """The bytes are not a decodable image of the declared type within the limits."""
+    """The bytes are not a decodable image of the declared type within the limits; the message
+    is the reason (short, fixed wording for the client); `detail` is what the decoder said, for
+    the server's log only (Pillow's messages carry reprs of its buffers, memory addresses
+    included)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -94,14 +101,15 @@ def clean_copy(data: bytes, declared_type: str, max_pixels: int, max_frames: int
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as exc:
-        raise InvalidImage(f"cannot decode the image: {exc}") from None
+        raise InvalidImage("cannot decode the image", detail=f"{exc!r}") from None
     return CleanImage(out.getvalue(), width, height, declared_type, extension)
 
 
 def main(argv: list[str]) -> None:
     """Child entry (`storage.sandbox`): argv = memory bytes, CPU seconds, declared type, max
-    pixels, max frames; the file on stdin. Writes one JSON line (the result or {"error":
-    reason}), then the clean bytes. The limits are set before the file is even read."""
+    pixels, max frames; the file on stdin. Writes one JSON line (the result, or {"error":
+    reason} with the decoder's `detail` for the log), then the clean bytes. The limits are set
+    before the file is even read."""
     memory_bytes, cpu_seconds, declared_type, max_pixels, max_frames = argv
     resource.setrlimit(resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes)))
     resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_seconds), int(cpu_seconds)))
@@ -112,6 +120,8 @@ def main(argv: list[str]) -> None:
         image = clean_copy(sys.stdin.buffer.read(), declared_type, int(max_pixels), int(max_frames))
     except InvalidImage as exc:
         header, body = {"error": str(exc)}, b""
+        if exc.detail:
+            header["detail"] = exc.detail[:1000]
     except MemoryError:
         header, body = {"error": "decoding it needs more memory than allowed"}, b""
     else:

@@ -319,6 +319,11 @@ class MediaLibrary:
             return 0
         return size if part_number < count else int(declared or 0) - size * (count - 1)
 
+    async def declared_type(self, owner_id: int, media_id: int) -> str | None:
+        """The content type declared to createMediaUpload; None without a record."""
+        raw = await self._redis.hget(media_key(owner_id, media_id), "content_type")
+        return None if raw is None else reply_bytes(raw).decode()
+
     async def kinds(self, owner_id: int, media_ids: list[int]) -> list[str | None]:
         """Each media item's kind ("image" or "video"), None for no such record."""
         found = []

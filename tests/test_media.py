@@ -148,6 +148,19 @@ async def test_uploads_that_lie_are_refused(
     assert str(parse_media_global_id(never_uploaded)[1]) not in message
 
 
+async def test_a_corrupt_image_is_refused_with_a_fixed_reason(client: httpx.AsyncClient) -> None:
+    """PNG magic bytes, then zeros or junk: the refusal says so in fixed words; what Pillow
+    said (the repr of its buffer, with a memory address) stays in the server's log."""
+    token, _ = await sign_up(client, "alice")
+    for junk in (b"\0" * 100, b"junk" * 20):
+        corrupt = await upload(client, token, b"\x89PNG\r\n\x1a\n" + junk, "image/png")
+        variables = {"text": "x", "media": [corrupt]}
+        code, message = await gql_error(client, CREATE_TWEET, variables, token=token)
+        assert code == "BAD_USER_INPUT"
+        assert message == f"media {corrupt} is not a usable image: cannot decode the image"
+        assert not re.search(r"0x|<|object at", message), message
+
+
 async def test_bad_upload_requests(media_client: httpx.AsyncClient) -> None:
     token, _ = await sign_up(media_client, "alice")
     for variables in [

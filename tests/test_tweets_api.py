@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -19,9 +20,13 @@ from tests.gql import (
     all_pages,
     gql,
     gql_error,
+    post,
     sign_up,
     tweet,
 )
+from tests.images import png
+from tests.servers import serve_api
+from tests.test_media import upload
 
 
 def stored_tweet_keys(settings: Settings) -> list[bytes]:
@@ -127,6 +132,87 @@ async def test_idempotency_key_returns_the_first_tweet(client: httpx.AsyncClient
     )
     assert len({r["id"] for r in racing}) == 1
     assert await timeline(client, "alice") == ["racing", "once"]
+
+
+KEYED_TWEET = """
+mutation($text: String!, $media: [ID!], $key: String, $parent: ID, $quoted: ID) {
+  createTweet(
+    text: $text, mediaIds: $media, idempotencyKey: $key, inReplyTo: $parent, quoteOf: $quoted
+  ) { id text }
+}
+"""
+
+
+def refused_as_reused(body: dict) -> bool:
+    """Whether a createTweet answer is the refusal of a key used for a different tweet."""
+    [error] = body.get("errors") or [{}]
+    return (
+        error.get("extensions", {}) == {"code": "BAD_USER_INPUT", "field": "idempotencyKey"}
+        and "different tweet" in error["message"]
+    )
+
+
+async def test_idempotency_key_reused_for_a_different_tweet_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """Stripe's rule: the same key with the same arguments is the same request (the first
+    tweet back); with different ones it is a client bug, refused with a coded error that
+    changes nothing (the media offered stays free to attach)."""
+    token, _ = await sign_up(client, "alice")
+    other = await tweet(client, token, "other")
+    first = await tweet(client, token, "café", key="k1")
+    decomposed = "  " + unicodedata.normalize("NFD", "café") + "\n"  # stored as "café"
+    assert (await tweet(client, token, decomposed, key="k1"))["id"] == first["id"]
+    photo = await upload(client, token, png(), "image/png")
+    for different in (
+        {"text": "two"},
+        {"text": "café", "parent": other["id"]},
+        {"text": "café", "quoted": other["id"]},
+        {"text": "café", "media": [photo]},
+    ):
+        body = await post(client, KEYED_TWEET, {"key": "k1", **different}, token)
+        assert refused_as_reused(body), (different, body)
+    with_photo = await gql(
+        client, KEYED_TWEET, {"text": "pic", "key": "k2", "media": [photo]}, token
+    )
+    again = {"text": "pic", "key": "k2", "media": [photo]}
+    assert (await gql(client, KEYED_TWEET, again, token))["createTweet"] == with_photo[
+        "createTweet"
+    ]
+    assert refused_as_reused(await post(client, KEYED_TWEET, {"text": "pic", "key": "k2"}, token))
+    assert await timeline(client, "alice") == ["pic", "café", "other"]
+
+
+async def test_concurrent_repeats_with_different_content(client: httpx.AsyncClient) -> None:
+    """Two requests race with one key for different tweets, each with an image still to be
+    verified (which keeps both past the first look for the key, so the store decides): one
+    tweet exists, and the loser is refused instead of being handed the winner's tweet."""
+    token, _ = await sign_up(client, "alice")
+    for n in range(3):
+        photos = [await upload(client, token, png(), "image/png") for _ in range(2)]
+        requests = [{"text": f"{word} {n}", "key": f"race {n}"} for word in ("one", "two")]
+        bodies = await asyncio.gather(
+            *(
+                post(client, KEYED_TWEET, {**request, "media": [photo]}, token)
+                for request, photo in zip(requests, photos, strict=True)
+            )
+        )
+        won = [body for body in bodies if not body.get("errors")]
+        lost = [body for body in bodies if body.get("errors")]
+        assert len(won) == 1 and len(lost) == 1 and refused_as_reused(lost[0]), bodies
+        assert (await timeline(client, "alice"))[0] == won[0]["data"]["createTweet"]["text"]
+    assert len(await timeline(client, "alice")) == 3
+
+
+async def test_a_refused_repeat_costs_no_rate(settings: Settings) -> None:
+    with serve_api(replace(settings, rate_tweets="2/60")) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            token, _ = await sign_up(client, "alice")
+            await tweet(client, token, "one", key="k")
+            for n in range(3):
+                body = await post(client, KEYED_TWEET, {"text": f"not one {n}", "key": "k"}, token)
+                assert refused_as_reused(body), body
+            await tweet(client, token, "two")  # the second of two allowed
 
 
 async def test_delete_is_for_the_author_and_final(client: httpx.AsyncClient, api_url: str) -> None:

@@ -1,5 +1,6 @@
-"""The local backend's upload endpoint holds an upload to what createMediaUpload declared, and
-never keeps a body that finished after its media moved on (attached, expired and purged)."""
+"""The local backend's upload endpoint holds an upload to what createMediaUpload declared (size
+and type), and never keeps a body that finished after its media moved on (attached, expired and
+purged)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,24 @@ async def test_a_slow_put_that_ends_after_attach_or_purge_is_not_kept(
             assert await puts["purged"] == 403
             assert incoming_objects(quick) == []
     documents.close()
+
+
+async def test_a_put_of_another_content_type_is_refused(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A PUT whose Content-Type is not the type declared to createMediaUpload is refused (403,
+    nothing kept), as S3 answers one whose signed Content-Type differs. Media types are
+    case-insensitive and their parameters do not count; a PUT without one is taken."""
+    token, _ = await sign_up(client, "alice")
+    declared = await ticket(client, token, "image/png", len(png()))
+    async with httpx.AsyncClient(timeout=30) as plain:
+        for sent in ("image/jpeg", "application/octet-stream", "image/png-but-not"):
+            headers = {"Content-Type": sent}
+            refused = await plain.put(declared["uploadUrl"], content=png(), headers=headers)
+            assert refused.status_code == 403, sent
+            assert "Content-Type" in refused.text and "image/png" in refused.text
+        assert incoming_objects(settings) == []
+        headers = {"Content-Type": "Image/PNG; charset=binary"}
+        taken = await plain.put(declared["uploadUrl"], content=png(), headers=headers)
+        assert taken.status_code == 200
+    assert len(incoming_objects(settings)) == 1
