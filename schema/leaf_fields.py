@@ -78,10 +78,10 @@ class LeafFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         # implements `resolve` (then it returns a wrapper instead of the resolver it is given).
         manager = self.middleware_manager
         self._no_middleware = manager is None or manager.get_field_resolver(_identity) is _identity
-        # per (parent type, field details list) of this operation: the field's direct answer,
-        # or None (graphql-core's path). The lists live as long as the operation's collected
-        # fields, which graphql-core keeps for the whole execution, so their ids stay unique.
-        self._direct: dict[tuple[int, int], DirectLeaf | None] = {}
+        # per (parent type, field details list) of this operation: the list itself (kept
+        # alive, so that no other list can take its id, as graphql-core's own memo does) and
+        # the field's direct answer, or None (graphql-core's path).
+        self._direct: dict[tuple[int, int], tuple[Any, DirectLeaf | None]] = {}
 
     def execute_field(
         self,
@@ -93,9 +93,10 @@ class LeafFieldExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         key = (id(parent_type), id(field_details_list))
         try:
-            direct = self._direct[key]
+            direct = self._direct[key][1]
         except KeyError:
-            direct = self._direct[key] = self._direct_leaf(parent_type, field_details_list)
+            direct = self._direct_leaf(parent_type, field_details_list)
+            self._direct[key] = (field_details_list, direct)
         if direct is not None:
             value = direct.value(source, self.is_awaitable)
             if value is not Undefined:
